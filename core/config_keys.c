@@ -1,0 +1,117 @@
+/*
+ * core/config_keys.c - the registry of every configuration key Spate knows:
+ * name, type, default, range and a one-line description (printed by
+ * --help-config). Invariants: names are unique, dotted and shorter than
+ * SPATE_CONFIG_KEY_MAX; every non-NULL default passes the key's own
+ * validation (checked by tests/core/test_config.cc and asserted when a
+ * config is created); the table holds at most SPATE_CONFIG_ENTRIES_MAX keys,
+ * which also bounds how many entries one file can set, since unknown and
+ * duplicate keys are refused. New keys are appended; order is the order of
+ * the --help-config output.
+ */
+#include "core/config_int.h"
+
+#include "spate/limits.h"
+
+static const struct sp_config_key registry[] = {
+    {
+        .name = "shards.count",
+        .type = SPATE_CONFIG_INT,
+        .default_text = NULL,
+        .min = 1,
+        .max = SPATE_SHARDS_MAX,
+        .description = "Number of shards (threads, one per core); default: every CPU the "
+                       "process may run on.",
+    },
+    {
+        .name = "shards.cpus",
+        .type = SPATE_CONFIG_CPULIST,
+        .default_text = NULL,
+        /* One CPU per shard: a longer list could never be used. */
+        .max = SPATE_SHARDS_MAX,
+        .description = "CPUs to pin shards to, in shard order (list or '0-3,6'); default: the "
+                       "allowed CPUs in order.",
+    },
+    {
+        .name = "shards.pin",
+        .type = SPATE_CONFIG_BOOL,
+        .default_text = "true",
+        .description = "Pin each shard thread to its CPU (sched_setaffinity).",
+    },
+    {
+        .name = "shards.busy-poll",
+        .type = SPATE_CONFIG_BOOL,
+        .default_text = "false",
+        .description = "Busy-poll instead of sleeping in io_uring when idle (lowest latency, "
+                       "burns the core).",
+    },
+    {
+        .name = "shards.task-quota-ms",
+        .type = SPATE_CONFIG_DOUBLE,
+        .default_text = "0.5",
+        .min_d = 0.0,
+        .max_d = SPATE_TASK_QUOTA_MS_MAX,
+        .flags = SP_CONFIG_MIN_EXCLUSIVE,
+        .description = "Time a task may run before the reactor polls again.",
+    },
+    {
+        .name = "shards.stall-detector.factor",
+        .type = SPATE_CONFIG_DOUBLE,
+        .default_text = "4",
+        .min_d = 1.0,
+        .max_d = SPATE_STALL_FACTOR_MAX,
+        .description = "A task or loop iteration that runs longer than quota x factor is a "
+                       "stall: counted and logged.",
+    },
+    {
+        .name = "shards.ring.capacity",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "1024",
+        .min = SPATE_RING_CAPACITY_MIN,
+        .max = SPATE_RING_CAPACITY_MAX,
+        .flags = SP_CONFIG_POW2,
+        .description = "Entries per SPSC ring between two shards.",
+    },
+    {
+        .name = "shards.batch.size",
+        .type = SPATE_CONFIG_BYTES,
+        .default_text = "64kb",
+        .min = SPATE_BATCH_BYTES_MIN,
+        .max = SPATE_BATCH_BYTES_MAX,
+        .description = "Bytes per record batch.",
+    },
+    {
+        .name = "shards.batch.pool-size",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "1024",
+        .min = SPATE_BATCH_POOL_MIN,
+        .max = SPATE_BATCH_POOL_MAX,
+        .description = "Batches each shard pre-allocates; a shard with none free waits "
+                       "(backpressure).",
+    },
+    {
+        .name = "shards.wakeup",
+        .type = SPATE_CONFIG_ENUM,
+        .default_text = "auto",
+        .enum_words = "auto|msg-ring|eventfd",
+        .description = "How a shard wakes a sleeping peer: IORING_OP_MSG_RING, eventfd, or auto "
+                       "(msg-ring when the kernel has it).",
+    },
+    {
+        .name = "shards.shutdown-timeout-ms",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "10000",
+        .min = 0,
+        .max = SPATE_SHUTDOWN_TIMEOUT_MS_MAX,
+        .description = "How long a drain on SIGINT/SIGTERM may take before tasks are cancelled.",
+    },
+};
+
+_Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,
+               "the key registry exceeds SPATE_CONFIG_ENTRIES_MAX");
+
+const struct sp_config_key *sp_config_registry(size_t *count)
+{
+    *count = sizeof(registry) / sizeof(registry[0]);
+    return registry;
+}
