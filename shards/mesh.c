@@ -15,14 +15,17 @@
  *  2. A call message is taken from and returned to the caller's pool;
  *     outstanding calls <= SPATE_XS_CALLS_MAX. A reply that finds the call
  *     ring full waits in pending_reply[caller] (bounded likewise).
- *  3. Every enqueue is followed by sp_shard_notify(target) so that a
- *     sleeping target wakes; every data dequeue checks the producer's
+ *  3. Every data or call enqueue is followed by sp_shard_notify(target) so
+ *     that a sleeping target wakes; a batch going home wakes its owner only
+ *     if the owner asked for it (a task waits for a batch, or it drains:
+ *     sp_shard_notify_return). Every data dequeue checks the producer's
  *     space-waiter flag and wakes it (backpressure release).
  *  4. Only data rings can make a producer wait: return and call traffic
  *     never blocks a task.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifndef SPATE_NO_MIMALLOC
@@ -127,10 +130,11 @@ uint32_t sp_batch_pool_free(const struct sp_shard *s)
 /* Tries to send a foreign batch home; returns false if the ring is full. */
 static bool return_home(struct sp_shard *s, struct sp_batch *b)
 {
+    uint32_t owner = b->owner_shard; /* read before the owner gets b back */
     struct sp_ring_entry e = {.kind = SP_ENTRY_BATCH, .aux = 0, .value = (uint64_t)(uintptr_t)b};
-    if (sp_ring_sp_enqueue_burst(sp_return_ring(s->rt, s->id, b->owner_shard), &e, 1) == 0)
+    if (sp_ring_sp_enqueue_burst(sp_return_ring(s->rt, s->id, owner), &e, 1) == 0)
         return false;
-    sp_shard_notify(s, peer_shard(s, b->owner_shard));
+    sp_shard_notify_return(s, peer_shard(s, owner));
     return true;
 }
 
@@ -153,14 +157,23 @@ void sp_batch_release(struct sp_shard *s, struct sp_batch *b)
 int sp_shard_send(struct sp_shard *s, uint32_t peer, const struct sp_ring_entry *entries,
                   uint32_t n)
 {
-    int sent = sp_ring_sp_enqueue_burst(sp_data_ring(s->rt, s->id, peer), entries, n);
-    if (sent <= 0)
-        return sent;
+    /* Count before publishing: once a batch is in the ring the peer may
+     * read, release and its owner refill it. Entries left unsent stay ours,
+     * so they can be subtracted afterwards. */
     uint64_t batches = 0, records = 0;
-    for (int i = 0; i < sent; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         if (entries[i].kind == SP_ENTRY_BATCH) {
             batches++;
             records += ((const struct sp_batch *)(uintptr_t)entries[i].value)->record_count;
+        }
+    }
+    int sent = sp_ring_sp_enqueue_burst(sp_data_ring(s->rt, s->id, peer), entries, n);
+    if (sent <= 0)
+        return sent;
+    for (uint32_t i = (uint32_t)sent; i < n; i++) {
+        if (entries[i].kind == SP_ENTRY_BATCH) {
+            batches--;
+            records -= ((const struct sp_batch *)(uintptr_t)entries[i].value)->record_count;
         }
     }
     struct peer_metrics *pm = &s->metrics->peers[peer];
@@ -238,10 +251,13 @@ int sp_shard_submit_to(struct sp_shard *s, uint32_t target, sp_xs_fn fn, void *a
 
 static bool send_reply(struct sp_shard *s, struct sp_xs_call *c)
 {
+    /* Read the caller before publishing: once the reply is in the ring, the
+     * caller may recycle c at any moment. */
+    uint32_t caller = c->caller;
     struct sp_ring_entry e = {.kind = SP_ENTRY_CALL_REPLY, .value = (uint64_t)(uintptr_t)c};
-    if (sp_ring_sp_enqueue_burst(sp_call_ring(s->rt, s->id, c->caller), &e, 1) == 0)
+    if (sp_ring_sp_enqueue_burst(sp_call_ring(s->rt, s->id, caller), &e, 1) == 0)
         return false;
-    sp_shard_notify(s, peer_shard(s, c->caller));
+    sp_shard_notify(s, peer_shard(s, caller));
     return true;
 }
 

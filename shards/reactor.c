@@ -14,11 +14,15 @@
  *
  * Invariants:
  *  1. Only this shard's thread touches its scheduler, timers and io_uring.
- *  2. Sleep hand-shake (Dekker): the sleeper stores sleeping=1, issues a
- *     seq_cst fence, then re-checks every ring; a waker publishes into a ring
- *     (release), issues a seq_cst fence, then reads sleeping. One of them
- *     always sees the other, so no wake-up is lost. Wakers clear the flag
- *     with an exchange so that one sleep costs at most one wake message.
+ *  2. Sleep hand-shake (Dekker, on read-modify-writes rather than fences,
+ *     so that TSan can check it): the sleeper exchanges sleeping to 1
+ *     (seq_cst), then re-checks every ring; a waker publishes into a ring
+ *     (release), then exchanges sleeping to 0 (acq_rel) and sends a wake-up
+ *     if it read 1. Both RMWs hit one flag, so they are ordered: either the
+ *     waker reads 1 and wakes the sleeper, or the sleeper's exchange reads
+ *     the waker's write, synchronizes with it and its re-check sees the
+ *     published entry. No wake-up is lost, and one sleep costs at most one
+ *     wake message.
  *  3. A task is in exactly one place: the run queue, one wait list, or
  *     running. Its deadline timer is armed only while it waits.
  *  4. Every loop is bounded: completions per reap (SPATE_CQE_BATCH_MAX), task
@@ -595,13 +599,25 @@ void sp_shard_notify_external(struct sp_shard *target)
 
 void sp_shard_notify(struct sp_shard *self, struct sp_shard *target)
 {
-    /* seq_cst fence pairs with the sleeper's fence in idle_wait (2). */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&target->sleeping, memory_order_relaxed) == 0)
+    /* RMW pairs with the sleeper's exchange in idle_wait (2). */
+    if (atomic_exchange_explicit(&target->sleeping, 0, memory_order_acq_rel) == 1)
+        send_wake(self, target);
+}
+
+void sp_shard_notify_return(struct sp_shard *self, struct sp_shard *owner)
+{
+    /* A sleeping owner that does not want returns finds them on its next
+     * wake-up: waking it for every batch that comes home would double the
+     * wake-ups of a ping-pong. The fetch_or reads sleeping without changing
+     * it (clearing it without waking would lose another waker's wake-up);
+     * as an RMW it pairs with the sleeper's exchange in idle_wait (2), which
+     * published wants_returns. */
+    if (atomic_fetch_or_explicit(&owner->sleeping, 0, memory_order_acq_rel) == 0)
         return;
-    if (atomic_exchange_explicit(&target->sleeping, 0, memory_order_relaxed) == 0)
+    if (atomic_load_explicit(&owner->wants_returns, memory_order_relaxed) == 0)
         return;
-    send_wake(self, target);
+    if (atomic_exchange_explicit(&owner->sleeping, 0, memory_order_acq_rel) == 1)
+        send_wake(self, owner);
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -630,9 +646,12 @@ static bool work_pending(struct sp_shard *s)
  * (0: none). Returns the time slept. */
 static uint64_t idle_wait(struct sp_shard *s, uint64_t deadline_ns)
 {
-    atomic_store_explicit(&s->sleeping, 1, memory_order_relaxed);
-    /* seq_cst fence pairs with the waker's fence in sp_shard_notify (2). */
-    atomic_thread_fence(memory_order_seq_cst);
+    atomic_store_explicit(&s->wants_returns,
+                          s->wait_batch.count > 0 || s->drained || s->pool_free_count == 0,
+                          memory_order_relaxed);
+    /* RMW pairs with the wakers' RMWs in sp_shard_notify* (2); its release
+     * half publishes wants_returns. */
+    atomic_exchange_explicit(&s->sleeping, 1, memory_order_seq_cst);
     if (work_pending(s)) {
         atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);
         return 0;
@@ -748,9 +767,6 @@ int sp_reactor_init(struct sp_shard *s)
         return rc;
     s->ring_ready = true;
     s->ring_fd = s->ring.ring_fd;
-    s->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (s->event_fd < 0)
-        return -errno;
     s->timer_cap = 64;
     s->timers = malloc(s->timer_cap * sizeof(*s->timers));
     if (!s->timers)
@@ -770,7 +786,6 @@ void sp_reactor_fini(struct sp_shard *s)
     if (s->ring_ready)
         io_uring_queue_exit(&s->ring);
     s->ring_ready = false;
-    if (s->event_fd >= 0)
-        close(s->event_fd);
-    s->event_fd = -1;
+    /* The eventfd belongs to the runtime: other threads may still write to
+     * it (a late stop request), so it is closed only in sp_runtime_destroy. */
 }

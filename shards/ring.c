@@ -12,10 +12,15 @@
  *     consumer loads tail with acquire before reading those slots. The
  *     consumer reads slots, then stores head with release; the producer loads
  *     head with acquire before overwriting them.
- *  4. space_waiter is a Dekker flag: producer stores 1 then (seq_cst fence)
- *     re-reads head; consumer stores head then (seq_cst fence) reads the
- *     flag. At least one of them sees the other's store, so a producer that
- *     goes to sleep on a full ring is always woken.
+ *  4. space_waiter is a Dekker flag built on read-modify-writes, not
+ *     fences (TSan does not model fences, and RMWs are what it can check):
+ *     the producer exchanges it to 1 (seq_cst), then re-reads head; the
+ *     consumer stores head (release), then exchanges the flag to 0
+ *     (acq_rel). The two RMWs are ordered in the flag's modification order:
+ *     either the consumer's comes second and reads 1 (it wakes the
+ *     producer), or the producer's comes second, reads the consumer's
+ *     write and synchronizes with it, so the producer's head load sees the
+ *     freed space. A producer that sleeps on a full ring is always woken.
  */
 #include "shards/ring.h"
 
@@ -154,9 +159,8 @@ uint32_t sp_ring_count_xs(const struct sp_ring *r)
 
 uint32_t sp_ring_sp_announce_waiting(struct sp_ring *r)
 {
-    atomic_store_explicit(&r->space_waiter, 1, memory_order_relaxed);
-    /* seq_cst fence pairs with the one in sp_ring_sc_take_space_waiter (4). */
-    atomic_thread_fence(memory_order_seq_cst);
+    /* RMW pairs with the consumer's exchange in sp_ring_sc_take_space_waiter (4). */
+    atomic_exchange_explicit(&r->space_waiter, 1, memory_order_seq_cst);
     return sp_ring_sp_free_count(r);
 }
 
@@ -167,11 +171,8 @@ void sp_ring_sp_clear_waiting(struct sp_ring *r)
 
 bool sp_ring_sc_take_space_waiter(struct sp_ring *r)
 {
-    /* seq_cst fence pairs with the one in sp_ring_sp_announce_waiting (4):
-     * our head store above is visible to the producer, or we see its flag. */
-    atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&r->space_waiter, memory_order_relaxed) == 0)
-        return false;
-    /* Exchange so that one dequeue wakes the producer once. */
-    return atomic_exchange_explicit(&r->space_waiter, 0, memory_order_relaxed) != 0;
+    /* RMW pairs with the producer's exchange in sp_ring_sp_announce_waiting
+     * (4): our head store above is visible to the producer, or we see its
+     * flag. Exchanging to 0 also makes one announcement wake it once. */
+    return atomic_exchange_explicit(&r->space_waiter, 0, memory_order_acq_rel) != 0;
 }

@@ -73,7 +73,8 @@ uint32_t sp_ring_sp_free_count(struct sp_ring *ring);
 uint32_t sp_ring_count_xs(const struct sp_ring *ring);
 
 /*
- * Backpressure hand-shake (a Dekker pair with sp_ring_sc_take_space_waiter):
+ * Backpressure hand-shake (a Dekker pair with sp_ring_sc_take_space_waiter,
+ * made of read-modify-writes on one flag):
  * the producer, finding the ring full, announces that it waits for space
  * and re-checks; returns the free count seen after the announcement. If it
  * is 0 the producer may sleep: the consumer will see the flag after its next

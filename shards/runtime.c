@@ -261,6 +261,8 @@ int sp_runtime_create(const struct sp_runtime_opts *opts, struct sp_runtime **ou
         goto fail;
     }
     memset(rt->shards, 0, sizeof(struct sp_shard) * n);
+    for (uint32_t i = 0; i < n; i++)
+        rt->shards[i].event_fd = -1;
     memset(rt->metrics, 0, sizeof(struct shard_metrics) * n);
     if ((rc = make_rings(&rt->data_rings, n, opts->ring_capacity)) < 0 ||
         (rc = make_rings(&rt->return_rings, n, opts->ring_capacity)) < 0 ||
@@ -280,6 +282,13 @@ int sp_runtime_create(const struct sp_runtime_opts *opts, struct sp_runtime **ou
         s->ring_fd = -1;
         s->event_fd = -1;
         s->metrics = &rt->metrics[i];
+        /* Created here, closed in destroy: any thread may write to it (stop
+         * requests) at any time during the runtime's life. */
+        s->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (s->event_fd < 0) {
+            rc = -errno;
+            goto fail;
+        }
     }
     rt->done_fd = eventfd(0, EFD_CLOEXEC);
     if (rt->done_fd < 0) {
@@ -305,6 +314,10 @@ void sp_runtime_destroy(struct sp_runtime *rt)
     if (rt->metrics)
         for (uint32_t i = 0; i < n; i++)
             free(rt->metrics[i].peers);
+    if (rt->shards)
+        for (uint32_t i = 0; i < n; i++)
+            if (rt->shards[i].event_fd >= 0)
+                close(rt->shards[i].event_fd);
     free(rt->metrics);
     free(rt->shards);
     if (rt->done_fd >= 0)

@@ -97,6 +97,9 @@ struct shard_metrics {
 struct sp_shard {
     /* Line read and written by other shards (wake-up hand-shake). */
     alignas(SP_CACHE_LINE) _Atomic uint32_t sleeping;
+    /* Whether batches coming home should wake this shard: only when a task
+     * waits for a free batch or the shard is draining. Owner writes. */
+    _Atomic uint32_t wants_returns;
     int ring_fd;  /* io_uring fd, published before the start barrier */
     int event_fd; /* eventfd for wake-ups from non-shards (and eventfd mode) */
 
@@ -192,6 +195,7 @@ int sp_reactor_init(struct sp_shard *s);
 void sp_reactor_fini(struct sp_shard *s);
 int sp_reactor_loop(struct sp_shard *s);
 void sp_shard_notify(struct sp_shard *self, struct sp_shard *target);
+void sp_shard_notify_return(struct sp_shard *self, struct sp_shard *owner);
 void sp_shard_notify_external(struct sp_shard *target);
 void sp_task_list_push(struct task_list *l, struct sp_task *t);
 void sp_task_list_remove(struct task_list *l, struct sp_task *t);
