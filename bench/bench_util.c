@@ -152,7 +152,8 @@ void bench_print_banner(const struct bench_args *a, const char *what)
     printf("config: shards=%u pin=%s cpus=", o->shard_count, o->pin ? "yes" : "no");
     for (uint32_t i = 0; i < o->shard_count; i++)
         printf("%s%d", i ? "," : "", o->cpus[i]);
-    printf(" busy-poll=%s quota=%.3fms ring=%u batch=%uB pool=%u\n", o->busy_poll ? "yes" : "no",
+    printf(" busy-poll=%s idle-poll=%lluus quota=%.3fms ring=%u batch=%uB pool=%u\n",
+           o->busy_poll ? "yes" : "no", (unsigned long long)(o->idle_poll_ns / 1000),
            (double)o->task_quota_ns / 1e6, o->ring_capacity, o->batch_bytes, o->batch_pool_count);
 }
 

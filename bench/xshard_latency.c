@@ -10,27 +10,34 @@
  *              woken by IORING_OP_MSG_RING (or eventfd); the pinger pauses
  *              --gap-us between pings so that the ponger is asleep when a
  *              ping arrives.
- * Reported: round trip and one-way (= round trip / 2) p50/p99/p99.9 in ns.
+ * Reported: round trip and one-way (= round trip / 2) p50/p99/p99.9 in ns,
+ * plus the platform floor: the same ping-pong between two plain threads
+ * blocking on eventfds, which bounds what any sleeping reactor can reach.
  * Aim (issue 2): one-way p99 < 5 us busy-polling, < 50 us from sleep.
  */
 #define _GNU_SOURCE
-#include <getopt.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "bench/bench_util.h"
 #include "core/hist.h"
 #include "shards/metrics.h"
 #include "shards/shard.h"
 
-#define WARMUP_ROUNDS 2000
+#define WARMUP_ROUNDS 2000 /* busy-poll; sleeping mode warms up for a tenth */
 
 struct pingpong {
     uint64_t deadline_ns;
     uint64_t gap_ns;
     bool waiting_pong;
     uint64_t rounds;
+    uint64_t warmup_rounds;
     struct sp_hist *rtt; /* written by shard 0 only */
 };
 
@@ -65,7 +72,7 @@ static int pinger(struct sp_shard *s, struct sp_task *t, void *arg)
             struct sp_batch *b = (struct sp_batch *)(uintptr_t)e[i].value;
             uint64_t stamp;
             memcpy(&stamp, b->data, sizeof(stamp));
-            if (++pp->rounds > WARMUP_ROUNDS)
+            if (++pp->rounds > pp->warmup_rounds)
                 sp_hist_record(pp->rtt, now - stamp);
             sp_batch_release(s, b);
         }
@@ -121,11 +128,92 @@ static int on_start(struct sp_shard *s, void *arg)
     return 0;
 }
 
+/* ---- the platform floor: two plain threads, no Spate ------------------ */
+
+struct floor_run {
+    int efd[2]; /* ping: [0], pong: [1] */
+    int cpu[2];
+    bool pin;
+};
+
+static void pin_to(bool pin, int cpu)
+{
+    if (!pin)
+        return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static void *floor_ponger(void *arg)
+{
+    struct floor_run *f = arg;
+    pin_to(f->pin, f->cpu[1]);
+    uint64_t v;
+    while (read(f->efd[0], &v, sizeof(v)) == sizeof(v) && v == 1) {
+        v = 1;
+        if (write(f->efd[1], &v, sizeof(v)) != sizeof(v))
+            break;
+    }
+    return NULL;
+}
+
+/*
+ * What the OS (or hypervisor) charges for waking a blocked thread on another
+ * core: a blocking eventfd ping-pong between two pinned threads, with the
+ * same gap between pings. Spate's sleeping mode cannot beat this; it shows
+ * how much of the figure is the platform's.
+ */
+static void run_floor(const struct bench_args *a, double seconds, uint64_t gap_ns)
+{
+    struct floor_run f = {.cpu = {a->opts.cpus[0], a->opts.cpus[1]}, .pin = a->opts.pin};
+    f.efd[0] = eventfd(0, EFD_CLOEXEC);
+    f.efd[1] = eventfd(0, EFD_CLOEXEC);
+    struct sp_hist *h = NULL;
+    pthread_t t;
+    if (f.efd[0] < 0 || f.efd[1] < 0 || sp_hist_create(&h) < 0 ||
+        pthread_create(&t, NULL, floor_ponger, &f) != 0) {
+        fprintf(stderr, "%s: cannot measure the platform floor\n", a->name);
+        goto out;
+    }
+    pin_to(f.pin, f.cpu[0]);
+    uint64_t end = sp_clock_ns() + (uint64_t)(seconds * 1e9);
+    for (uint64_t round = 0; sp_clock_ns() < end; round++) {
+        struct timespec gap = {0, (long)gap_ns};
+        nanosleep(&gap, NULL);
+        uint64_t v = 1, t0 = sp_clock_ns();
+        if (write(f.efd[0], &v, sizeof(v)) != sizeof(v) || read(f.efd[1], &v, sizeof(v)) != sizeof(v))
+            break;
+        if (round >= WARMUP_ROUNDS / 10)
+            sp_hist_record(h, sp_clock_ns() - t0);
+    }
+    uint64_t stop = 2;
+    if (write(f.efd[0], &stop, sizeof(stop)) != sizeof(stop))
+        fprintf(stderr, "%s: cannot stop the floor thread\n", a->name);
+    pthread_join(t, NULL);
+    printf("%-10s rounds=%-8llu (two plain threads, blocking eventfd, no Spate)  round trip ns: "
+           "p50=%llu p99=%llu p99.9=%llu max=%llu | one-way ns: p50=%llu p99=%llu p99.9=%llu\n",
+           "floor", (unsigned long long)sp_hist_count(h),
+           (unsigned long long)sp_hist_percentile(h, 50),
+           (unsigned long long)sp_hist_percentile(h, 99),
+           (unsigned long long)sp_hist_percentile(h, 99.9), (unsigned long long)sp_hist_max(h),
+           (unsigned long long)sp_hist_percentile(h, 50) / 2,
+           (unsigned long long)sp_hist_percentile(h, 99) / 2,
+           (unsigned long long)sp_hist_percentile(h, 99.9) / 2);
+out:
+    sp_hist_destroy(h);
+    for (int i = 0; i < 2; i++)
+        if (f.efd[i] >= 0)
+            close(f.efd[i]);
+}
+
 static int run_mode(struct bench_args *a, bool busy_poll, double seconds, uint64_t gap_ns)
 {
     struct sp_runtime_opts o = a->opts;
     o.busy_poll = busy_poll;
-    struct pingpong pp = {.gap_ns = busy_poll ? 0 : gap_ns};
+    struct pingpong pp = {.gap_ns = busy_poll ? 0 : gap_ns,
+                          .warmup_rounds = busy_poll ? WARMUP_ROUNDS : WARMUP_ROUNDS / 10};
     if (sp_hist_create(&pp.rtt) < 0)
         return -1;
     o.on_shard_start = on_start;
@@ -145,7 +233,7 @@ static int run_mode(struct bench_args *a, bool busy_poll, double seconds, uint64
         struct sp_shard_stats st1;
         sp_metrics_shard(rt, 1, &st1);
         const char *wake = sp_runtime_wakeup_mode(rt) == SP_WAKEUP_MSG_RING ? "msg-ring" : "eventfd";
-        printf("%-10s rounds=%-8llu wakeups(ponger)=%-8llu  round trip ns: p50=%llu p99=%llu "
+        printf("%-10s rounds=%-8llu wakeups(ponger, incl. warm-up)=%-8llu  round trip ns: p50=%llu p99=%llu "
                "p99.9=%llu max=%llu | one-way ns: p50=%llu p99=%llu p99.9=%llu%s%s\n",
                busy_poll ? "busy-poll" : "sleeping", (unsigned long long)sp_hist_count(pp.rtt),
                (unsigned long long)st1.wakeups_received,
@@ -205,8 +293,10 @@ int main(int argc, char **argv)
     bool only = spate_config_is_set(a.cfg, "shards.busy-poll");
     if (!only || a.opts.busy_poll)
         rc |= run_mode(&a, true, secs, gap_ns) < 0;
-    if (!only || !a.opts.busy_poll)
+    if (!only || !a.opts.busy_poll) {
         rc |= run_mode(&a, false, secs, gap_ns) < 0;
+        run_floor(&a, secs, gap_ns);
+    }
     bench_print_rerun(&a);
     bench_args_fini(&a);
     return rc ? 1 : 0;

@@ -46,6 +46,16 @@ static const struct sp_config_key registry[] = {
                        "burns the core).",
     },
     {
+        .name = "shards.idle-poll-us",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "0",
+        .min = 0,
+        .max = SPATE_IDLE_POLL_US_MAX,
+        .description = "Keep polling this long after the last work before sleeping "
+                       "(Seastar's idle-poll-time): messages that arrive within it skip the "
+                       "wake-up.",
+    },
+    {
         .name = "shards.task-quota-ms",
         .type = SPATE_CONFIG_DOUBLE,
         .default_text = "0.5",

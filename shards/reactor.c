@@ -696,6 +696,7 @@ int sp_reactor_loop(struct sp_shard *s)
     struct sp_runtime *rt = s->rt;
     struct shard_metrics *m = s->metrics;
     const uint64_t grace_ns = SPATE_SHUTDOWN_GRACE_MS * 1000000ull;
+    uint64_t last_work_ns = 0; /* for shards.idle-poll-us */
     for (;;) {
         uint64_t iter_start = sp_clock_ns();
         int work = reap_completions(s);
@@ -735,7 +736,10 @@ int sp_reactor_loop(struct sp_shard *s)
         }
 
         uint64_t slept = 0;
-        if (work == 0 && !s->runq.count && !rt->opts.busy_poll) {
+        if (work > 0)
+            last_work_ns = iter_start;
+        bool idle_polling = rt->opts.idle_poll_ns && iter_start - last_work_ns < rt->opts.idle_poll_ns;
+        if (work == 0 && !s->runq.count && !rt->opts.busy_poll && !idle_polling) {
             uint64_t deadline = s->timer_count ? s->timers[0]->deadline_ns : 0;
             if (s->stopping) {
                 uint64_t stop_at =

@@ -148,6 +148,7 @@ int sp_runtime_opts_from_config(const struct spate_config *cfg, struct sp_runtim
         o->cpus[i] = n_cpus > 0 ? cpus[i] : allowed[i % (uint32_t)n_allowed];
 
     o->busy_poll = spate_config_get_bool(cfg, "shards.busy-poll");
+    o->idle_poll_ns = (uint64_t)spate_config_get_int(cfg, "shards.idle-poll-us") * 1000ull;
     o->task_quota_ns = (uint64_t)(spate_config_get_double(cfg, "shards.task-quota-ms") * 1e6);
     if (o->task_quota_ns == 0)
         o->task_quota_ns = 1;

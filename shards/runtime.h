@@ -52,6 +52,7 @@ struct sp_runtime_opts {
     int cpus[SPATE_SHARDS_MAX];    /* CPU of shard i, when pin */
     bool pin;                      /* sched_setaffinity each shard to cpus[i] */
     bool busy_poll;                /* never sleep in io_uring */
+    uint64_t idle_poll_ns;         /* keep polling this long after work before sleeping */
     uint64_t task_quota_ns;        /* time slice before the loop polls again */
     double stall_factor;           /* stall = run time > quota * factor */
     uint32_t ring_capacity;        /* entries per data ring (power of two) */

@@ -22,6 +22,7 @@ struct Mode {
     unsigned shards;
     const char *wakeup; // msg-ring | eventfd
     bool busy_poll;
+    unsigned idle_poll_us = 0;
 };
 
 std::string mode_name(const testing::TestParamInfo<Mode> &info)
@@ -29,13 +30,15 @@ std::string mode_name(const testing::TestParamInfo<Mode> &info)
     std::string w = info.param.wakeup;
     w.erase(std::remove(w.begin(), w.end(), '-'), w.end());
     return std::to_string(info.param.shards) + "shards_" + w +
-           (info.param.busy_poll ? "_busypoll" : "_sleeping");
+           (info.param.busy_poll ? "_busypoll" : "_sleeping") +
+           (info.param.idle_poll_us ? "_idlepoll" : "");
 }
 
 sp_runtime_opts mode_opts(const Mode &m, std::vector<std::string> extra = {})
 {
     extra.push_back(std::string("shards.wakeup=") + m.wakeup);
     extra.push_back(std::string("shards.busy-poll=") + (m.busy_poll ? "true" : "false"));
+    extra.push_back("shards.idle-poll-us=" + std::to_string(m.idle_poll_us));
     return test_opts(m.shards, extra);
 }
 
@@ -461,7 +464,7 @@ TEST_P(RuntimeModes, FullRingSuspendsProducer)
 const Mode kModes[] = {
     {1, "msg-ring", false}, {2, "msg-ring", false}, {3, "msg-ring", false},
     {4, "msg-ring", false}, {2, "eventfd", false},  {4, "eventfd", false},
-    {2, "msg-ring", true},
+    {2, "msg-ring", true}, {2, "msg-ring", false, 200},
 };
 INSTANTIATE_TEST_SUITE_P(Shards, RuntimeModes, testing::ValuesIn(kModes), mode_name);
 

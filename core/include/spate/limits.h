@@ -30,6 +30,7 @@
 #define SPATE_TASK_QUOTA_MS_MAX 1000.0
 #define SPATE_STALL_FACTOR_DEFAULT 4.0
 #define SPATE_STALL_FACTOR_MAX 1000.0
+#define SPATE_IDLE_POLL_US_MAX 1000000 /* shards.idle-poll-us */
 #define SPATE_TASKS_MAX 4096         /* live tasks per shard */
 #define SPATE_TIMERS_MAX 65536       /* armed reactor timers per shard */
 #define SPATE_XS_CALLS_MAX 1024      /* outstanding submit_to calls per shard */
