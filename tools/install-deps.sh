@@ -14,6 +14,8 @@ PACKAGES=(
   libmimalloc-dev                      # per-shard heaps
   librocksdb-dev                       # RocksDB state backend
   libyaml-dev                          # config.yaml
+  libxxhash-dev                        # key hashing (key groups)
+  libjansson-dev                       # JSON lines records
   libgtest-dev                         # googletest suites
 )
 
