@@ -55,8 +55,8 @@ static int producer(struct sp_shard *s, struct sp_task *t, void *arg)
         }
         if (over) {
             struct sp_ring_entry eos = {.kind = SP_ENTRY_END_OF_STREAM};
-            if (sp_shard_send(s, 1, &eos, 1) == 0) {
-                sp_task_wait_space(s, t, 1);
+            if (sp_shard_send(s, 0, 1, &eos, 1) == 0) {
+                sp_task_wait_space(s, t, 0, 1);
                 return SP_TASK_WAIT;
             }
             return SP_TASK_DONE;
@@ -79,10 +79,10 @@ static int producer(struct sp_shard *s, struct sp_task *t, void *arg)
             batch->used_bytes = n * RECORD_BYTES;
         }
         struct sp_ring_entry e = {.kind = SP_ENTRY_BATCH, .value = (uint64_t)(uintptr_t)batch};
-        if (sp_shard_send(s, 1, &e, 1) == 0) {
+        if (sp_shard_send(s, 0, 1, &e, 1) == 0) {
             /* Full ring: keep the filled batch for the next slice and wait. */
             b->pending = batch;
-            sp_task_wait_space(s, t, 1);
+            sp_task_wait_space(s, t, 0, 1);
             return SP_TASK_WAIT;
         }
         b->pending = NULL;
@@ -96,7 +96,7 @@ static int consumer(struct sp_shard *s, struct sp_task *t, void *arg)
     struct bench *b = arg;
     struct sp_ring_entry e[4]; /* 4 x 1024 records: well inside one quota */
     while (!sp_task_should_yield(s)) {
-        int got = sp_shard_recv(s, 0, e, 4);
+        int got = sp_shard_recv(s, 0, 0, e, 4);
         if (got == 0) {
             sp_task_wait_inbound(s, t);
             return SP_TASK_WAIT;

@@ -50,7 +50,7 @@ static bool send_stamp(struct sp_shard *s, uint32_t peer, uint64_t stamp)
     b->used_bytes = sizeof(uint64_t);
     memcpy(b->data, &stamp, sizeof(stamp));
     struct sp_ring_entry e = {.kind = SP_ENTRY_BATCH, .value = (uint64_t)(uintptr_t)b};
-    if (sp_shard_send(s, peer, &e, 1) == 0) {
+    if (sp_shard_send(s, 0, peer, &e, 1) == 0) {
         sp_batch_release(s, b);
         return false;
     }
@@ -62,7 +62,7 @@ static int pinger(struct sp_shard *s, struct sp_task *t, void *arg)
     struct pingpong *pp = arg;
     struct sp_ring_entry e[4];
     if (pp->waiting_pong) {
-        int got = sp_shard_recv(s, 1, e, 4);
+        int got = sp_shard_recv(s, 0, 1, e, 4);
         if (got == 0) {
             sp_task_wait_inbound(s, t);
             return SP_TASK_WAIT;
@@ -84,7 +84,7 @@ static int pinger(struct sp_shard *s, struct sp_task *t, void *arg)
     }
     if (sp_shard_stopping(s) || sp_clock_ns() >= pp->deadline_ns) {
         struct sp_ring_entry eos = {.kind = SP_ENTRY_END_OF_STREAM};
-        if (sp_shard_send(s, 1, &eos, 1) == 0)
+        if (sp_shard_send(s, 0, 1, &eos, 1) == 0)
             return SP_TASK_YIELD;
         return SP_TASK_DONE;
     }
@@ -99,7 +99,7 @@ static int ponger(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     (void)arg;
     struct sp_ring_entry e[4];
-    int got = sp_shard_recv(s, 0, e, 4);
+    int got = sp_shard_recv(s, 0, 0, e, 4);
     if (got == 0) {
         sp_task_wait_inbound(s, t);
         return SP_TASK_WAIT;

@@ -154,8 +154,8 @@ void sp_batch_release(struct sp_shard *s, struct sp_batch *b)
 
 /* ---- data ---------------------------------------------------------------- */
 
-int sp_shard_send(struct sp_shard *s, uint32_t peer, const struct sp_ring_entry *entries,
-                  uint32_t n)
+int sp_shard_send(struct sp_shard *s, uint32_t channel, uint32_t peer,
+                  const struct sp_ring_entry *entries, uint32_t n)
 {
     /* Count before publishing: once a batch is in the ring the peer may
      * read, release and its owner refill it. Entries left unsent stay ours,
@@ -167,7 +167,7 @@ int sp_shard_send(struct sp_shard *s, uint32_t peer, const struct sp_ring_entry 
             records += ((const struct sp_batch *)(uintptr_t)entries[i].value)->record_count;
         }
     }
-    int sent = sp_ring_sp_enqueue_burst(sp_data_ring(s->rt, s->id, peer), entries, n);
+    int sent = sp_ring_sp_enqueue_burst(sp_data_ring(s->rt, channel, s->id, peer), entries, n);
     if (sent <= 0)
         return sent;
     for (uint32_t i = (uint32_t)sent; i < n; i++) {
@@ -185,9 +185,10 @@ int sp_shard_send(struct sp_shard *s, uint32_t peer, const struct sp_ring_entry 
     return sent;
 }
 
-int sp_shard_recv(struct sp_shard *s, uint32_t peer, struct sp_ring_entry *out, uint32_t max)
+int sp_shard_recv(struct sp_shard *s, uint32_t channel, uint32_t peer, struct sp_ring_entry *out,
+                  uint32_t max)
 {
-    struct sp_ring *r = sp_data_ring(s->rt, peer, s->id);
+    struct sp_ring *r = sp_data_ring(s->rt, channel, peer, s->id);
     int got = sp_ring_sc_dequeue_burst(r, out, max);
     if (got <= 0)
         return got;
@@ -210,9 +211,10 @@ int sp_shard_recv(struct sp_shard *s, uint32_t peer, struct sp_ring_entry *out, 
 
 bool sp_shard_inbound_pending(struct sp_shard *s)
 {
-    for (uint32_t p = 0; p < s->count; p++)
-        if (!sp_ring_sc_empty(sp_data_ring(s->rt, p, s->id)))
-            return true;
+    for (uint32_t c = 0; c < s->rt->channels; c++)
+        for (uint32_t p = 0; p < s->count; p++)
+            if (!sp_ring_sc_empty(sp_data_ring(s->rt, c, p, s->id)))
+                return true;
     return false;
 }
 
@@ -355,9 +357,10 @@ int sp_mesh_drain_inbound(struct sp_shard *s)
 {
     int n = 0;
     struct sp_ring_entry e[RECV_BURST];
+    for (uint32_t c = 0; c < s->rt->channels; c++)
     for (uint32_t p = 0; p < s->count; p++) {
         int got;
-        while ((got = sp_shard_recv(s, p, e, RECV_BURST)) > 0) {
+        while ((got = sp_shard_recv(s, c, p, e, RECV_BURST)) > 0) {
             for (int i = 0; i < got; i++)
                 if (e[i].kind == SP_ENTRY_BATCH)
                     sp_batch_release(s, (struct sp_batch *)(uintptr_t)e[i].value);

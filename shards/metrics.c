@@ -35,9 +35,13 @@ void sp_metrics_peer(const struct sp_runtime *rt, uint32_t shard, uint32_t peer,
                      struct sp_peer_stats *out)
 {
     const struct peer_metrics *pm = &rt->metrics[shard].peers[peer];
-    const struct sp_ring *r = sp_data_ring(rt, shard, peer);
-    out->ring_occupancy = sp_ring_count_xs(r);
-    out->ring_capacity = sp_ring_capacity(r);
+    out->ring_occupancy = 0;
+    out->ring_capacity = 0;
+    for (uint32_t c = 0; c < rt->channels; c++) {
+        const struct sp_ring *r = sp_data_ring(rt, c, shard, peer);
+        out->ring_occupancy += sp_ring_count_xs(r);
+        out->ring_capacity += sp_ring_capacity(r);
+    }
     out->batches_sent = LOAD(pm->batches_sent);
     out->records_sent = LOAD(pm->records_sent);
     out->batches_received = LOAD(pm->batches_received);

@@ -38,8 +38,8 @@ struct sp_shard_stats {
 };
 
 struct sp_peer_stats {
-    uint32_t ring_occupancy;   /* entries queued from this shard to the peer */
-    uint32_t ring_capacity;
+    uint32_t ring_occupancy;   /* entries queued from this shard to the peer (all channels) */
+    uint32_t ring_capacity;    /* summed over data channels */
     uint64_t batches_sent;
     uint64_t records_sent;
     uint64_t batches_received; /* from the peer into this shard */

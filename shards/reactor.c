@@ -287,10 +287,11 @@ void sp_task_wait_inbound(struct sp_shard *s, struct sp_task *t)
     t->wait = WAIT_INBOUND;
 }
 
-void sp_task_wait_space(struct sp_shard *s, struct sp_task *t, uint32_t peer)
+void sp_task_wait_space(struct sp_shard *s, struct sp_task *t, uint32_t channel, uint32_t peer)
 {
     (void)s;
     t->wait = WAIT_SPACE;
+    t->wait_channel = channel;
     t->wait_peer = peer;
 }
 
@@ -360,7 +361,7 @@ static void park(struct sp_shard *s, struct sp_task *t)
         ready = sp_shard_inbound_pending(s);
         break;
     case WAIT_SPACE: {
-        struct sp_ring *r = sp_data_ring(s->rt, s->id, t->wait_peer);
+        struct sp_ring *r = sp_data_ring(s->rt, t->wait_channel, s->id, t->wait_peer);
         ready = sp_ring_sp_announce_waiting(r) > 0;
         if (ready)
             sp_ring_sp_clear_waiting(r);
@@ -469,7 +470,7 @@ static int check_waiters(struct sp_shard *s)
     }
     for (struct sp_task *t = s->wait_space.head, *next; t; t = next) {
         next = t->next;
-        struct sp_ring *r = sp_data_ring(s->rt, s->id, t->wait_peer);
+        struct sp_ring *r = sp_data_ring(s->rt, t->wait_channel, s->id, t->wait_peer);
         if (sp_ring_sp_free_count(r) > 0) {
             sp_ring_sp_clear_waiting(r);
             sp_task_list_remove(&s->wait_space, t);
@@ -633,7 +634,7 @@ static bool work_pending(struct sp_shard *s)
     if (s->drained && sp_shard_inbound_pending(s))
         return true;
     for (struct sp_task *t = s->wait_space.head; t; t = t->next)
-        if (sp_ring_sp_free_count(sp_data_ring(s->rt, s->id, t->wait_peer)) > 0)
+        if (sp_ring_sp_free_count(sp_data_ring(s->rt, t->wait_channel, s->id, t->wait_peer)) > 0)
             return true;
     if (s->wait_batch.count && s->pool_free_count > 0)
         return true;

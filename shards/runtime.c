@@ -201,6 +201,9 @@ static int validate_opts(const struct sp_runtime_opts *o, struct spate_error *er
     if (o->batch_pool_count < SPATE_BATCH_POOL_MIN || o->batch_pool_count > SPATE_BATCH_POOL_MAX)
         return spate_error_set(err, -EINVAL, "batch pool of %u is outside %d..%u",
                                o->batch_pool_count, SPATE_BATCH_POOL_MIN, SPATE_BATCH_POOL_MAX);
+    if (o->data_channels > SPATE_DATA_CHANNELS_MAX)
+        return spate_error_set(err, -EINVAL, "%u data channels, at most %d", o->data_channels,
+                               SPATE_DATA_CHANNELS_MAX);
     if (o->task_quota_ns == 0 || o->stall_factor < 1.0)
         return spate_error_set(err, -EINVAL, "task quota must be > 0 and stall factor >= 1");
     if (o->wakeup == SP_WAKEUP_MSG_RING && !sp_runtime_have_msg_ring())
@@ -210,13 +213,13 @@ static int validate_opts(const struct sp_runtime_opts *o, struct spate_error *er
 
 /* ---- create / destroy --------------------------------------------------- */
 
-static int make_rings(struct sp_ring ***out, uint32_t n, uint32_t capacity)
+static int make_rings(struct sp_ring ***out, size_t count, uint32_t capacity)
 {
-    struct sp_ring **rings = calloc((size_t)n * n, sizeof(*rings));
+    struct sp_ring **rings = calloc(count, sizeof(*rings));
     if (!rings)
         return -ENOMEM;
     *out = rings;
-    for (uint32_t i = 0; i < n * n; i++) {
+    for (size_t i = 0; i < count; i++) {
         int rc = sp_ring_create(capacity, &rings[i]);
         if (rc < 0)
             return rc;
@@ -224,11 +227,11 @@ static int make_rings(struct sp_ring ***out, uint32_t n, uint32_t capacity)
     return 0;
 }
 
-static void free_rings(struct sp_ring **rings, uint32_t n)
+static void free_rings(struct sp_ring **rings, size_t count)
 {
     if (!rings)
         return;
-    for (uint32_t i = 0; i < n * n; i++)
+    for (size_t i = 0; i < count; i++)
         if (rings[i])
             sp_ring_destroy(rings[i]);
     free(rings);
@@ -247,6 +250,7 @@ int sp_runtime_create(const struct sp_runtime_opts *opts, struct sp_runtime **ou
     memset(rt, 0, sizeof(*rt));
     rt->opts = *opts;
     rt->n = opts->shard_count;
+    rt->channels = opts->data_channels ? opts->data_channels : 1;
     rt->done_fd = -1;
     rt->wakeup = opts->wakeup;
     if (rt->wakeup == SP_WAKEUP_AUTO)
@@ -265,9 +269,9 @@ int sp_runtime_create(const struct sp_runtime_opts *opts, struct sp_runtime **ou
     for (uint32_t i = 0; i < n; i++)
         rt->shards[i].event_fd = -1;
     memset(rt->metrics, 0, sizeof(struct shard_metrics) * n);
-    if ((rc = make_rings(&rt->data_rings, n, opts->ring_capacity)) < 0 ||
-        (rc = make_rings(&rt->return_rings, n, opts->ring_capacity)) < 0 ||
-        (rc = make_rings(&rt->call_rings, n, CALL_RING_CAPACITY)) < 0)
+    if ((rc = make_rings(&rt->data_rings, (size_t)rt->channels * n * n, opts->ring_capacity)) < 0 ||
+        (rc = make_rings(&rt->return_rings, (size_t)n * n, opts->ring_capacity)) < 0 ||
+        (rc = make_rings(&rt->call_rings, (size_t)n * n, CALL_RING_CAPACITY)) < 0)
         goto fail;
     for (uint32_t i = 0; i < n; i++) {
         rt->metrics[i].peers = calloc(n, sizeof(struct peer_metrics));
@@ -309,9 +313,9 @@ void sp_runtime_destroy(struct sp_runtime *rt)
     if (!rt)
         return;
     uint32_t n = rt->n;
-    free_rings(rt->data_rings, n);
-    free_rings(rt->return_rings, n);
-    free_rings(rt->call_rings, n);
+    free_rings(rt->data_rings, (size_t)rt->channels * n * n);
+    free_rings(rt->return_rings, (size_t)n * n);
+    free_rings(rt->call_rings, (size_t)n * n);
     if (rt->metrics)
         for (uint32_t i = 0; i < n; i++)
             free(rt->metrics[i].peers);

@@ -56,6 +56,7 @@ struct sp_runtime_opts {
     uint64_t task_quota_ns;        /* time slice before the loop polls again */
     double stall_factor;           /* stall = run time > quota * factor */
     uint32_t ring_capacity;        /* entries per data ring (power of two) */
+    uint32_t data_channels;        /* N x N data ring sets; 0 means 1 */
     uint32_t batch_bytes;          /* record bytes per batch */
     uint32_t batch_pool_count;     /* batches per shard */
     enum sp_wakeup_mode wakeup;    /* how sleeping shards are woken */

@@ -75,7 +75,8 @@ bool sp_task_should_yield(const struct sp_shard *shard);
 /* Park conditions; register one (plus optionally a deadline) then return
  * SP_TASK_WAIT. A drain request wakes every parked task. */
 void sp_task_wait_inbound(struct sp_shard *shard, struct sp_task *task); /* any data ring */
-void sp_task_wait_space(struct sp_shard *shard, struct sp_task *task, uint32_t peer);
+void sp_task_wait_space(struct sp_shard *shard, struct sp_task *task, uint32_t channel,
+                        uint32_t peer);
 void sp_task_wait_batch(struct sp_shard *shard, struct sp_task *task);
 void sp_task_wait_wake(struct sp_shard *shard, struct sp_task *task); /* sp_task_wake() */
 /* Adds (or, alone with wait_wake, is) a deadline on the monotonic clock. */
@@ -103,18 +104,20 @@ void sp_timer_cancel(struct sp_shard *shard, struct sp_timer *timer);
 /* ---- the ring mesh ------------------------------------------------------- */
 
 /*
- * Sends up to n entries to `peer`'s inbound ring from this shard, in order.
+ * Sends up to n entries to `peer` on data channel `channel` (0 ..
+ * data_channels-1: each channel is its own N x N set of rings), in order.
  * Batch entries lend the batch to the peer. Returns how many were sent; 0
  * when the ring is full (backpressure: wait for space). Wakes the peer if it
  * sleeps.
  */
-int sp_shard_send(struct sp_shard *shard, uint32_t peer, const struct sp_ring_entry *entries,
-                  uint32_t n);
+int sp_shard_send(struct sp_shard *shard, uint32_t channel, uint32_t peer,
+                  const struct sp_ring_entry *entries, uint32_t n);
 
-/* Receives up to max entries that `peer` sent to this shard. Returns count. */
-int sp_shard_recv(struct sp_shard *shard, uint32_t peer, struct sp_ring_entry *out, uint32_t max);
+/* Receives up to max entries that `peer` sent to this shard on `channel`. */
+int sp_shard_recv(struct sp_shard *shard, uint32_t channel, uint32_t peer,
+                  struct sp_ring_entry *out, uint32_t max);
 
-/* True if any peer's ring into this shard holds data. */
+/* True if any peer's ring into this shard, on any channel, holds data. */
 bool sp_shard_inbound_pending(struct sp_shard *shard);
 
 /* Takes an empty batch from this shard's pool, or NULL when none is free. */

@@ -39,6 +39,7 @@ struct sp_task {
     uint8_t wait;             /* enum task_wait while WAITING */
     bool wake_now;            /* a deadline could not be armed: do not park */
     uint32_t wait_peer;       /* WAIT_SPACE: the peer whose ring is full */
+    uint32_t wait_channel;    /* WAIT_SPACE: on which data channel */
     uint64_t wait_since_ns;   /* for backpressure accounting */
     struct sp_timer deadline; /* optional deadline while waiting */
     char name[SPATE_TASK_NAME_MAX];
@@ -159,7 +160,8 @@ struct sp_runtime {
     enum sp_wakeup_mode wakeup;
     uint32_t n;
     struct sp_shard *shards;         /* [n] */
-    struct sp_ring **data_rings;     /* [from * n + to] */
+    uint32_t channels;               /* data channels (>= 1) */
+    struct sp_ring **data_rings;     /* [(channel * n + from) * n + to] */
     struct sp_ring **return_rings;   /* [from * n + to]: batches of `to` coming home */
     struct sp_ring **call_rings;     /* [from * n + to]: requests and replies */
     struct shard_metrics *metrics;   /* [n] */
@@ -176,9 +178,10 @@ struct sp_runtime {
     bool started;
 };
 
-static inline struct sp_ring *sp_data_ring(const struct sp_runtime *rt, uint32_t from, uint32_t to)
+static inline struct sp_ring *sp_data_ring(const struct sp_runtime *rt, uint32_t channel,
+                                           uint32_t from, uint32_t to)
 {
-    return rt->data_rings[from * rt->n + to];
+    return rt->data_rings[((size_t)channel * rt->n + from) * rt->n + to];
 }
 static inline struct sp_ring *sp_return_ring(const struct sp_runtime *rt, uint32_t from,
                                              uint32_t to)

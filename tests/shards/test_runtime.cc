@@ -90,17 +90,17 @@ int a2a_producer(sp_shard *s, sp_task *t, void *arg)
             b->record_count = kRecords;
             b->used_bytes = kRecords * sizeof(uint64_t);
             sp_ring_entry e{SP_ENTRY_BATCH, 0, (uint64_t)(uintptr_t)b};
-            if (sp_shard_send(s, p, &e, 1) == 0) {
+            if (sp_shard_send(s, 0, p, &e, 1) == 0) {
                 sp_batch_release(s, b);
-                sp_task_wait_space(s, t, p);
+                sp_task_wait_space(s, t, 0, p);
                 return SP_TASK_WAIT;
             }
             me.sent_to[p]++;
         }
         if (!me.eos_sent[p]) {
             sp_ring_entry eos{SP_ENTRY_END_OF_STREAM, 0, 0};
-            if (sp_shard_send(s, p, &eos, 1) == 0) {
-                sp_task_wait_space(s, t, p);
+            if (sp_shard_send(s, 0, p, &eos, 1) == 0) {
+                sp_task_wait_space(s, t, 0, p);
                 return SP_TASK_WAIT;
             }
             me.eos_sent[p] = true;
@@ -116,7 +116,7 @@ int a2a_consumer(sp_shard *s, sp_task *t, void *arg)
     bool any = false;
     sp_ring_entry e[16];
     for (uint32_t p = 0; p < a->n; p++) {
-        int got = sp_shard_recv(s, p, e, 16);
+        int got = sp_shard_recv(s, 0, p, e, 16);
         any |= got > 0;
         for (int i = 0; i < got; i++) {
             if (e[i].kind == SP_ENTRY_END_OF_STREAM) {
@@ -301,8 +301,8 @@ int flood_producer(sp_shard *s, sp_task *t, void *arg)
             }
             while (me.eos_next < f->n) {
                 sp_ring_entry eos{SP_ENTRY_END_OF_STREAM, 0, 0};
-                if (sp_shard_send(s, me.eos_next, &eos, 1) == 0) {
-                    sp_task_wait_space(s, t, me.eos_next);
+                if (sp_shard_send(s, 0, me.eos_next, &eos, 1) == 0) {
+                    sp_task_wait_space(s, t, 0, me.eos_next);
                     return SP_TASK_WAIT;
                 }
                 me.eos_next++;
@@ -316,9 +316,9 @@ int flood_producer(sp_shard *s, sp_task *t, void *arg)
         }
         b->record_count = 100;
         sp_ring_entry e{SP_ENTRY_BATCH, 0, (uint64_t)(uintptr_t)b};
-        if (sp_shard_send(s, peer, &e, 1) == 0) {
+        if (sp_shard_send(s, 0, peer, &e, 1) == 0) {
             me.pending = b;
-            sp_task_wait_space(s, t, peer);
+            sp_task_wait_space(s, t, 0, peer);
             return SP_TASK_WAIT;
         }
         me.pending = nullptr;
@@ -334,7 +334,7 @@ int flood_consumer(sp_shard *s, sp_task *t, void *arg)
     sp_ring_entry e[16];
     bool any = false;
     for (uint32_t p = 0; p < f->n; p++) {
-        int got = sp_shard_recv(s, p, e, 16);
+        int got = sp_shard_recv(s, 0, p, e, 16);
         any |= got > 0;
         for (int i = 0; i < got; i++) {
             if (e[i].kind == SP_ENTRY_END_OF_STREAM) {
@@ -406,8 +406,8 @@ int slow_producer(sp_shard *s, sp_task *t, void *arg)
     auto *w = static_cast<Slow *>(arg);
     while (w->sent < w->to_send) {
         sp_ring_entry e{SP_ENTRY_USER, 0, w->sent};
-        if (sp_shard_send(s, 1, &e, 1) == 0) {
-            sp_task_wait_space(s, t, 1);
+        if (sp_shard_send(s, 0, 1, &e, 1) == 0) {
+            sp_task_wait_space(s, t, 0, 1);
             return SP_TASK_WAIT;
         }
         w->sent++;
@@ -422,7 +422,7 @@ int slow_consumer(sp_shard *s, sp_task *t, void *arg)
     sp_metrics_peer(sp_shard_runtime(s), 0, 1, &ps);
     w->max_occupancy_seen = std::max(w->max_occupancy_seen, ps.ring_occupancy);
     sp_ring_entry e;
-    int got = sp_shard_recv(s, 0, &e, 1);
+    int got = sp_shard_recv(s, 0, 0, &e, 1);
     if (got == 1 && ++w->received == w->to_send) {
         sp_runtime_stop_xs(sp_shard_runtime(s), false);
         return SP_TASK_DONE;
@@ -587,6 +587,79 @@ TEST(Metrics, PrometheusTextHasShardLabelsAndIsWellFormed)
     EXPECT_NE(std::string::npos, s.find("spate_ring_records_sent_total{shard=\"0\",peer=\"1\"} 800\n"));
     EXPECT_NE(std::string::npos, s.find("spate_ring_batches_received_total{shard=\"1\",peer=\"0\"} 100\n"));
     sp_runtime_destroy(rt);
+}
+
+} // namespace
+
+namespace {
+
+// Data channels are independent ring sets: a full channel never blocks
+// another (one blocked exchange must not hold up the rest of a job).
+struct Channels {
+    uint64_t ch0_sent = 0, ch1_sent = 0, ch1_got = 0, ch0_got = 0;
+    uint64_t out_of_order = 0;
+    bool ch0_full_seen = false;
+};
+
+int channels_producer(sp_shard *s, sp_task *t, void *arg)
+{
+    auto *c = static_cast<Channels *>(arg);
+    sp_ring_entry e{SP_ENTRY_USER, 0, 0};
+    while (!c->ch0_full_seen) { // fill channel 0: nobody reads it yet
+        e.value = c->ch0_sent;
+        if (sp_shard_send(s, 0, 1, &e, 1) == 0)
+            c->ch0_full_seen = true;
+        else
+            c->ch0_sent++;
+    }
+    while (c->ch1_sent < 1000) {
+        e.value = c->ch1_sent;
+        if (sp_shard_send(s, 1, 1, &e, 1) == 0) {
+            sp_task_wait_space(s, t, 1, 1);
+            return SP_TASK_WAIT;
+        }
+        c->ch1_sent++;
+    }
+    return SP_TASK_DONE;
+}
+
+int channels_consumer(sp_shard *s, sp_task *t, void *arg)
+{
+    auto *c = static_cast<Channels *>(arg);
+    sp_ring_entry e[16];
+    int got;
+    while ((got = sp_shard_recv(s, 1, 0, e, 16)) > 0)
+        for (int i = 0; i < got; i++)
+            c->out_of_order += e[i].value != c->ch1_got++;
+    if (c->ch1_got < 1000) {
+        sp_task_wait_inbound(s, t);
+        return SP_TASK_WAIT;
+    }
+    // Channel 1 is complete while channel 0 is still full: now drain it.
+    while ((got = sp_shard_recv(s, 0, 0, e, 16)) > 0)
+        c->ch0_got += (uint64_t)got;
+    sp_runtime_stop_xs(sp_shard_runtime(s), false);
+    return SP_TASK_DONE;
+}
+
+TEST(Runtime, DataChannelsAreIndependent)
+{
+    Channels c;
+    sp_runtime_opts o = test_opts(2, {"shards.ring.capacity=16"});
+    o.data_channels = 2;
+    o.on_shard_start = [](sp_shard *s, void *arg) {
+        return sp_shard_id(s) == 0
+                   ? sp_task_spawn(s, "producer", channels_producer, arg, nullptr)
+                   : sp_task_spawn(s, "consumer", channels_consumer, arg, nullptr);
+    };
+    o.start_arg = &c;
+    spate_error err{};
+    ASSERT_EQ(0, run_runtime(o, nullptr, &err)) << err.message;
+    EXPECT_TRUE(c.ch0_full_seen);
+    EXPECT_EQ(16u, c.ch0_sent);
+    EXPECT_EQ(1000u, c.ch1_got);
+    EXPECT_EQ(0u, c.out_of_order);
+    EXPECT_EQ(16u, c.ch0_got);
 }
 
 } // namespace

@@ -16,6 +16,10 @@
 #define SPATE_RING_CAPACITY_MIN 16
 #define SPATE_RING_CAPACITY_MAX (1u << 20)
 #define SPATE_RING_CAPACITY_DEFAULT 1024
+/* Data channels: each is its own N x N set of data rings (one per exchange
+ * of a job, like Flink's per-edge channels), so that one blocked exchange
+ * never holds up another. */
+#define SPATE_DATA_CHANNELS_MAX 64
 
 /* Batch buffers: bytes per batch and batches pooled per shard. */
 #define SPATE_BATCH_BYTES_MIN 1024
@@ -42,10 +46,28 @@
  * and answer calls before they leave anyway and report a stall. */
 #define SPATE_SHUTDOWN_GRACE_MS 2000
 
+/* Records and schemas. */
+#define SPATE_RECORD_BYTES_MAX 65536      /* fixed part of one record */
+#define SPATE_SCHEMA_FIELDS_MAX 256
+#define SPATE_FIELD_NAME_MAX 64
+#define SPATE_LINE_BYTES_MAX (1u << 20)   /* one JSON or CSV line */
+
 /* Names and text. */
 #define SPATE_TASK_NAME_MAX 32
 #define SPATE_CONFIG_KEY_MAX 128
 #define SPATE_CONFIG_VALUE_MAX 4096
 #define SPATE_CONFIG_ENTRIES_MAX 512
+
+/* State (state/): keyed state backends and the keyed timer service. Keys,
+ * namespaces and map user keys share one bound; values, list elements and
+ * map values another. Tables and lists are bounded so that every size fits
+ * the 32-bit fields of a cell. */
+#define SPATE_STATES_MAX 1024                   /* registered states per backend */
+#define SPATE_STATE_NAME_MAX 128                /* bytes of a state name, with its NUL */
+#define SPATE_STATE_KEY_BYTES_MAX (64u << 10)   /* key, namespace or map user key */
+#define SPATE_STATE_VALUE_BYTES_MAX (64u << 20) /* value, list element or map value */
+#define SPATE_STATE_LIST_BYTES_MAX (1u << 30)   /* all elements of one list cell */
+#define SPATE_STATE_TABLE_ENTRIES_MAX (1u << 30) /* cells per key group, entries per map */
+#define SPATE_STATE_TIMERS_MAX (1u << 28)       /* keyed timers per shard, both domains */
 
 #endif
