@@ -115,6 +115,15 @@ static const struct sp_config_key registry[] = {
         .max = SPATE_SHUTDOWN_TIMEOUT_MS_MAX,
         .description = "How long a drain on SIGINT/SIGTERM may take before tasks are cancelled.",
     },
+    {
+        .name = "pipeline.max-parallelism",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "128",
+        .min = 1,
+        .max = 32768,
+        .description = "Key groups of a job (Flink's maximum parallelism): keyed state is "
+                       "split into this many groups, the unit of rescaling.",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

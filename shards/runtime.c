@@ -402,6 +402,8 @@ static void *shard_main(void *arg)
         (void)w;
     }
     /* Invariant 2: nobody runs a loop now; free what this shard allocated. */
+    if (rt->opts.on_shard_stop && s->ring_ready && s->pool_mem)
+        rt->opts.on_shard_stop(s, rt->opts.start_arg);
     struct sp_task *t;
     while ((t = sp_task_list_pop(&s->runq)))
         sp_shard_free(s, t);

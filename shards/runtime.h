@@ -64,6 +64,10 @@ struct sp_runtime_opts {
     /* Called once on every shard's own thread after all shards are up.
      * Spawn the shard's tasks here. A negative return fails the runtime. */
     int (*on_shard_start)(struct sp_shard *shard, void *arg);
+    /* Called once on every shard's own thread after its loop ended (also
+     * after a failed start), before the shard frees its pool and heap:
+     * release what on_shard_start allocated. May be NULL. */
+    void (*on_shard_stop)(struct sp_shard *shard, void *arg);
     void *start_arg;
 };
 

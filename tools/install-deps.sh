@@ -16,6 +16,7 @@ PACKAGES=(
   libyaml-dev                          # config.yaml
   libxxhash-dev                        # key hashing (key groups)
   libjansson-dev                       # JSON lines records
+  libcsv-dev                           # CSV records
   libgtest-dev                         # googletest suites
 )
 

@@ -1,0 +1,1554 @@
+/*
+ * operators/exec.c - runs a job graph on the shard runtime.
+ *
+ * Every shard instantiates every node (struct op). Work is done by tasks:
+ * one per source node and one per KEY_BY receiver. A task moves records
+ * through its operators by direct calls (emit -> push -> emit ...), which is
+ * operator chaining; the chain ends at sinks or at KEY_BY senders, which
+ * append records to one batch per target shard and ship full batches on the
+ * exchange's own data channel.
+ *
+ * Invariants:
+ *  1. A task never blocks inside a unit of work (one record, one timer, one
+ *     control entry). Between units it checks the KEY_BY senders it can
+ *     reach: if one holds entries its ring refused, the task parks until
+ *     there is space (backpressure). One unit adds at most a few entries per
+ *     sender (bounded by PENDQ_MAX), so nothing buffers without bound.
+ *  2. Exchanges use separate data channels and the graph is acyclic, so a
+ *     task only ever waits on exchanges downstream of it: the most
+ *     downstream tasks (ending in sinks) never wait, and the job always
+ *     makes progress.
+ *  3. Order per channel: a sender queues batches, watermarks and
+ *     end-of-stream to a target in one FIFO (pendq) and flushes its partly
+ *     filled batch before any control entry, so a watermark never overtakes
+ *     the records before it.
+ *  4. Watermarks: an operator's watermark is the minimum over its inputs
+ *     (idle inputs excluded; all idle = idle). Raising it first fires the
+ *     operator's event-time timers up to it, one by one (resumable when
+ *     blocked), then forwards it to consumers. A KEY_BY receiver's input
+ *     watermark is the minimum over its N peer channels.
+ *  5. End of input: a source (or a receiver that saw end-of-stream from
+ *     every peer) raises the watermark to SPATE_WATERMARK_MAX, then ends its
+ *     consumers; a task finishes only once its senders' queues are empty.
+ *     The job ends when the last task on the last shard finishes.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/keygroup.h"
+#include "core/log.h"
+#include "io/format.h"
+#include "operators/job_int.h"
+
+#define PENDQ_MAX 64
+#define RECV_BURST 8
+#define WM_EVERY_RECORDS 256
+#define STDOUT_BUF_BYTES (64u << 10)
+#define OUT_ARENA_BYTES (64u << 10)
+
+struct exec;
+struct shard_exec;
+struct task_state;
+
+/* Entries a sender could not put in the ring yet, FIFO per target. */
+struct pendq {
+    struct sp_ring_entry e[PENDQ_MAX];
+    uint32_t head;
+    uint32_t count;
+};
+
+struct sender {
+    struct sp_batch **cur; /* [n]: batch being filled per target */
+    struct pendq *q;       /* [n] */
+    uint32_t pending;      /* total entries queued over all targets */
+};
+
+struct peer_in {
+    int64_t wm;
+    bool idle;
+    bool ended;
+};
+
+struct collect_shard {
+    unsigned char **recs; /* malloc'ed copies (record + strings) */
+    int64_t *ts;
+    uint64_t count;
+    uint64_t cap;
+};
+
+struct spate_collector {
+    const struct spate_schema *schema;
+    uint32_t n_shards;
+    struct collect_shard *shards; /* [n_shards] */
+    /* Flattened after the run. */
+    unsigned char **all;
+    int64_t *all_ts;
+    uint64_t total;
+};
+
+struct op {
+    struct node *node;
+    struct shard_exec *se;
+    int64_t in_wm[NODE_INPUTS_MAX];
+    bool in_idle[NODE_INPUTS_MAX];
+    bool in_ended[NODE_INPUTS_MAX];
+    int64_t wm;
+    bool idle;
+    bool ended;
+    unsigned char *out_rec;   /* scratch output record */
+    char *out_arena_mem;
+    struct sp_arena out_arena;
+    /* Keyed operators. */
+    struct sp_timer_service *timers;
+    uint32_t state_ids[JOB_STATES_MAX];
+    unsigned char *state_buf; /* scratch for reducing state */
+    /* KEY_BY. */
+    struct sender snd;
+    struct peer_in *peers;    /* [n] receiver side */
+    uint32_t stride;          /* record slot bytes in batches */
+    uint32_t records_cap;     /* bytes of a batch used for record slots */
+    /* Sinks. */
+    char *out_buf;
+    size_t out_len;
+};
+
+struct spate_ctx {
+    struct op *op;
+    int64_t ts;
+    const void *key;
+    uint32_t key_bytes;
+    uint32_t key_group;
+    unsigned char key_buf[SPATE_KEY_BYTES_MAX];
+};
+
+struct spate_gen_ctx {
+    uint64_t seed;
+    uint32_t shard;
+};
+
+enum task_kind { TASK_SOURCE, TASK_RECEIVER };
+
+struct task_state {
+    enum task_kind kind;
+    struct shard_exec *se;
+    struct op *head;            /* source op, or KEY_BY op (receiver half) */
+    struct op *senders[JOB_NODES_MAX];
+    uint32_t n_senders;
+    struct op *keyed[JOB_NODES_MAX]; /* reachable keyed ops (processing-time timers) */
+    uint32_t n_keyed;
+    /* Watermark work in progress (invariant 4). */
+    bool wm_pending;
+    int64_t wm_target;
+    bool wm_target_idle;
+    /* End of input reached: advancing to MAX, then ending, then draining. */
+    bool ending;
+    bool ended;
+    /* Source. */
+    uint64_t first_index, next_index, end_index, stride;
+    int64_t max_ts;
+    int64_t last_wm;
+    bool idle;
+    uint64_t last_record_ns;
+    uint64_t start_ns;
+    uint64_t emitted_since_wm;
+    struct spate_gen_ctx gen;
+    unsigned char *rec;
+    /* Receiver. */
+    struct sp_batch *cur;
+    uint32_t cur_idx;
+    uint32_t cur_peer;
+    uint32_t rr_peer;
+    int64_t in_wm;
+    bool in_idle;
+};
+
+struct shard_exec {
+    struct exec *x;
+    struct sp_shard *shard;
+    uint32_t id;
+    struct op ops[JOB_NODES_MAX];
+    struct task_state *tasks[JOB_NODES_MAX];
+    uint32_t n_tasks;
+    struct sp_state_backend *state;
+    uint32_t kg_first, kg_end;
+};
+
+struct exec {
+    struct spate_job *job;
+    uint32_t n;
+    uint32_t max_parallelism;
+    uint32_t batch_bytes;
+    struct shard_exec *shards[SPATE_SHARDS_MAX];
+    struct sp_runtime *rt;
+    _Atomic int64_t live_tasks;
+    _Atomic int failed;
+    int fail_code;
+    char fail_msg[SPATE_ERROR_MESSAGE_MAX];
+};
+
+static int op_emit(struct op *op, const void *rec, int64_t ts);
+static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idle);
+static int op_end(struct task_state *ts, struct op *op);
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static uint32_t round8(uint32_t x)
+{
+    return (x + 7u) & ~7u;
+}
+
+static int fail(struct shard_exec *se, int code, const char *what)
+{
+    SP_LOG_ERROR("job '%s', shard %u: %s: %s", se->x->job->name, se->id, what,
+                 spate_strerror(code));
+    /* The first failure writes the message; wait() publishes it to the
+     * thread that reads it (after joining the shards). */
+    if (atomic_exchange_explicit(&se->x->failed, 1, memory_order_relaxed) == 0) {
+        se->x->fail_code = code;
+        snprintf(se->x->fail_msg, sizeof(se->x->fail_msg), "job '%s', shard %u: %s: %s",
+                 se->x->job->name, se->id, what, spate_strerror(code));
+    }
+    return code;
+}
+
+static inline void ctx_init(struct spate_ctx *c, struct op *op, int64_t ts)
+{
+    c->op = op;
+    c->ts = ts;
+    c->key = NULL;
+    c->key_bytes = 0;
+    c->key_group = 0;
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+/* Computes the key of `rec` as the KEY_BY node `kb` defines it. */
+static uint32_t key_of(const struct node *kb, const void *rec, unsigned char *out)
+{
+    if (kb->u.key_by.fn)
+        return kb->u.key_by.fn(rec, out, kb->arg);
+    const struct spate_field *f = spate_schema_field(kb->schema, (uint32_t)kb->u.key_by.field);
+    const unsigned char *p = (const unsigned char *)rec + f->offset;
+    if (f->type == SPATE_TYPE_STRING) {
+        const struct spate_str *s = (const struct spate_str *)p;
+        uint32_t n = s->len < SPATE_KEY_BYTES_MAX ? s->len : SPATE_KEY_BYTES_MAX;
+        if (n)
+            memcpy(out, s->ptr, n);
+        return n;
+    }
+    if (f->type == SPATE_TYPE_CHARS) {
+        uint32_t n = (uint32_t)strnlen((const char *)p, f->size);
+        memcpy(out, p, n);
+        return n;
+    }
+    memcpy(out, p, f->size);
+    return f->size;
+}
+
+static void ctx_set_key(struct spate_ctx *c, const struct node *kb, const void *rec)
+{
+    c->key_bytes = key_of(kb, rec, c->key_buf);
+    c->key = c->key_buf;
+    c->key_group = sp_key_group_of(sp_key_hash(c->key_buf, c->key_bytes),
+                                   c->op->se->x->max_parallelism);
+}
+
+/* ---- senders (KEY_BY, sending half) ---------------------------------------- */
+
+static bool pendq_push(struct pendq *q, struct sp_ring_entry e)
+{
+    if (q->count == PENDQ_MAX)
+        return false;
+    q->e[(q->head + q->count) % PENDQ_MAX] = e;
+    q->count++;
+    return true;
+}
+
+/* Sends what the ring takes from target t's queue. */
+static void sender_flush_target(struct op *op, uint32_t t)
+{
+    struct pendq *q = &op->snd.q[t];
+    while (q->count) {
+        if (sp_shard_send(op->se->shard, op->node->u.key_by.channel, t, &q->e[q->head], 1) == 0)
+            return;
+        q->head = (q->head + 1) % PENDQ_MAX;
+        q->count--;
+        op->snd.pending--;
+    }
+}
+
+static int sender_queue(struct op *op, uint32_t t, struct sp_ring_entry e)
+{
+    if (!pendq_push(&op->snd.q[t], e))
+        return fail(op->se, -SPATE_ELIMIT, "exchange queue overflow (one record fanned out to "
+                                           "too many batches)");
+    op->snd.pending++;
+    sender_flush_target(op, t);
+    return 0;
+}
+
+/* Moves target t's partly filled batch into its queue. */
+static int sender_close_batch(struct op *op, uint32_t t)
+{
+    struct sp_batch *b = op->snd.cur[t];
+    if (!b)
+        return 0;
+    op->snd.cur[t] = NULL;
+    if (b->record_count == 0) {
+        sp_batch_release(op->se->shard, b);
+        return 0;
+    }
+    return sender_queue(op, t, (struct sp_ring_entry){.kind = SP_ENTRY_BATCH,
+                                                      .value = (uint64_t)(uintptr_t)b});
+}
+
+static int sender_control(struct op *op, uint32_t kind, uint32_t aux, uint64_t value)
+{
+    for (uint32_t t = 0; t < op->se->x->n; t++) {
+        int rc = sender_close_batch(op, t);
+        if (rc == 0)
+            rc = sender_queue(op, t, (struct sp_ring_entry){.kind = kind, .aux = aux,
+                                                            .value = value});
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int sender_push(struct op *op, const void *rec, int64_t ts)
+{
+    unsigned char key[SPATE_KEY_BYTES_MAX];
+    uint32_t kb = key_of(op->node, rec, key);
+    uint32_t kg = sp_key_group_of(sp_key_hash(key, kb), op->se->x->max_parallelism);
+    uint32_t t = sp_key_group_shard(kg, op->se->x->max_parallelism, op->se->x->n);
+    const struct spate_schema *s = op->node->schema;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        struct sp_batch *b = op->snd.cur[t];
+        if (!b) {
+            b = sp_batch_acquire(op->se->shard);
+            if (!b)
+                return fail(op->se, -SPATE_ELIMIT,
+                            "batch pool exhausted inside one unit of work; raise "
+                            "shards.batch.pool-size");
+            b->user_tag = 0; /* arena bytes used, from the back half */
+            op->snd.cur[t] = b;
+        }
+        if (b->used_bytes + op->stride <= op->records_cap) {
+            unsigned char *slot = b->data + b->used_bytes;
+            struct sp_arena arena = {.base = (char *)b->data + op->records_cap,
+                                     .used_bytes = (uint32_t)b->user_tag,
+                                     .capacity_bytes = b->capacity_bytes - op->records_cap};
+            if (sp_record_copy(s, slot + 8, rec, &arena) == 0) {
+                memcpy(slot, &ts, sizeof(ts));
+                b->user_tag = arena.used_bytes;
+                b->used_bytes += op->stride;
+                b->record_count++;
+                return 0;
+            }
+            if (b->record_count == 0)
+                return fail(op->se, -SPATE_ELIMIT,
+                            "a record's strings do not fit in one batch; raise shards.batch.size");
+        }
+        int rc = sender_close_batch(op, t);
+        if (rc < 0)
+            return rc;
+    }
+    return fail(op->se, -SPATE_EINTERNAL, "record does not fit an empty batch");
+}
+
+/* ---- sinks ----------------------------------------------------------------- */
+
+static int collect_push(struct op *op, const void *rec, int64_t ts)
+{
+    struct collect_shard *cs = &op->node->u.collect.collector->shards[op->se->id];
+    if (cs->count == cs->cap) {
+        uint64_t cap = cs->cap ? cs->cap * 2 : 1024;
+        unsigned char **r = realloc(cs->recs, cap * sizeof(*r));
+        if (!r)
+            return fail(op->se, -ENOMEM, "collect sink");
+        cs->recs = r;
+        int64_t *t = realloc(cs->ts, cap * sizeof(*t));
+        if (!t)
+            return fail(op->se, -ENOMEM, "collect sink");
+        cs->ts = t;
+        cs->cap = cap;
+    }
+    const struct spate_schema *s = op->node->schema;
+    uint32_t rb = spate_schema_record_bytes(s);
+    uint32_t vb = sp_record_var_bytes(s, rec);
+    unsigned char *copy = malloc(rb + vb + 1);
+    if (!copy)
+        return fail(op->se, -ENOMEM, "collect sink");
+    struct sp_arena a = {.base = (char *)copy + rb, .used_bytes = 0, .capacity_bytes = vb + 1};
+    if (sp_record_copy(s, copy, rec, &a) < 0) {
+        free(copy);
+        return fail(op->se, -SPATE_EINTERNAL, "collect sink copy");
+    }
+    cs->recs[cs->count] = copy;
+    cs->ts[cs->count] = ts;
+    cs->count++;
+    return 0;
+}
+
+static void stdout_flush(struct op *op)
+{
+    size_t off = 0;
+    while (off < op->out_len) {
+        ssize_t w = write(STDOUT_FILENO, op->out_buf + off, op->out_len - off);
+        if (w <= 0)
+            break; /* stdout closed: drop, as `head` would */
+        off += (size_t)w;
+    }
+    op->out_len = 0;
+}
+
+static int stdout_push(struct op *op, const void *rec)
+{
+    for (int attempt = 0; attempt < 2; attempt++) {
+        size_t room = STDOUT_BUF_BYTES - op->out_len;
+        int n = sp_json_encode(op->node->schema, rec, op->out_buf + op->out_len, room);
+        if (n < 0)
+            return fail(op->se, n, "stdout sink: encoding");
+        if ((size_t)n + 1 < room) {
+            op->out_len += (size_t)n;
+            op->out_buf[op->out_len++] = '\n';
+            return 0;
+        }
+        if (op->out_len == 0)
+            return fail(op->se, -SPATE_ELIMIT, "stdout sink: record longer than its buffer");
+        stdout_flush(op);
+    }
+    return 0;
+}
+
+/* ---- operators: records ---------------------------------------------------- */
+
+static int op_push(struct op *op, const void *rec, int64_t ts)
+{
+    struct node *n = op->node;
+    /* Not `= {...}`: that would zero key_buf (256 bytes) on every record. */
+    struct spate_ctx c;
+    ctx_init(&c, op, ts);
+    int rc;
+    switch (n->kind) {
+    case NODE_MAP:
+        memset(op->out_rec, 0, spate_schema_record_bytes(n->schema));
+        op->out_arena.used_bytes = 0;
+        rc = n->u.map.fn(&c, rec, op->out_rec, n->arg);
+        if (rc < 0)
+            return fail(op->se, rc, n->name);
+        return rc == 1 ? op_emit(op, op->out_rec, ts) : 0;
+    case NODE_FILTER:
+        return n->u.filter.fn(&c, rec, n->arg) ? op_emit(op, rec, ts) : 0;
+    case NODE_FLAT_MAP:
+        rc = n->u.flat_map.fn(&c, rec, n->arg);
+        return rc < 0 ? fail(op->se, rc, n->name) : 0;
+    case NODE_UNION:
+        return op_emit(op, rec, ts);
+    case NODE_KEY_BY:
+        return sender_push(op, rec, ts);
+    case NODE_PROCESS:
+        ctx_set_key(&c, n->key_source, rec);
+        rc = n->u.process.fns.process(&c, rec, n->arg);
+        return rc < 0 ? fail(op->se, rc, n->name) : 0;
+    case NODE_SIDE:
+        return op_emit(op, rec, ts);
+    case NODE_SINK_COLLECT:
+        return collect_push(op, rec, ts);
+    case NODE_SINK_STDOUT:
+        return stdout_push(op, rec);
+    case NODE_SOURCE_GEN:
+        break;
+    }
+    return fail(op->se, -SPATE_EINTERNAL, "record pushed into a source");
+}
+
+static int op_emit(struct op *op, const void *rec, int64_t ts)
+{
+    struct node *n = op->node;
+    for (uint32_t i = 0; i < n->n_consumers; i++) {
+        int rc = op_push(&op->se->ops[n->consumers[i]->id], rec, ts);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- operators: watermarks and end of input --------------------------------- */
+
+static bool task_blocked(struct task_state *ts)
+{
+    for (uint32_t i = 0; i < ts->n_senders; i++) {
+        struct op *s = ts->senders[i];
+        if (!s->snd.pending)
+            continue;
+        for (uint32_t t = 0; t < s->se->x->n; t++)
+            sender_flush_target(s, t);
+        if (s->snd.pending)
+            return true;
+    }
+    return false;
+}
+
+/* Fires one due timer of a keyed operator (domain, up to `until`).
+ * Returns 1 fired, 0 none due, <0 error. */
+static int fire_one_timer(struct op *op, enum sp_time_domain d, int64_t until)
+{
+    struct sp_keyed_timer t;
+    int rc = sp_timers_pop_due(op->timers, d, until, &t);
+    if (rc <= 0)
+        return rc;
+    struct spate_ctx c;
+    ctx_init(&c, op, t.time_ms);
+    c.key_group = t.key_group;
+    c.key_bytes = t.key_bytes;
+    memcpy(c.key_buf, t.key, t.key_bytes);
+    c.key = c.key_buf;
+    if (op->node->u.process.fns.on_timer) {
+        rc = op->node->u.process.fns.on_timer(
+            &c, t.time_ms, d == SP_TIME_EVENT ? SPATE_EVENT_TIME : SPATE_PROCESSING_TIME,
+            op->node->arg);
+        if (rc < 0)
+            return fail(op->se, rc, op->node->name);
+    }
+    return 1;
+}
+
+/* Recomputes a consumer's combined input watermark after input `idx` moved.
+ * Returns 0 or a blocked/err code from op_advance. */
+static int feed_watermark(struct task_state *ts, struct op *c, uint32_t idx, int64_t wm, bool idle)
+{
+    c->in_wm[idx] = wm;
+    c->in_idle[idx] = idle;
+    int64_t min = SPATE_WATERMARK_MAX;
+    bool all_idle = true;
+    for (uint32_t i = 0; i < c->node->n_inputs; i++) {
+        if (c->in_idle[i] && !c->in_ended[i])
+            continue;
+        all_idle = false;
+        if (c->in_wm[i] < min)
+            min = c->in_wm[i];
+    }
+    if (all_idle)
+        return c->idle ? 0 : op_advance(ts, c, c->wm, true);
+    if (min > c->wm || c->idle)
+        return op_advance(ts, c, min > c->wm ? min : c->wm, false);
+    return 0;
+}
+
+/* Raises op's watermark to wm (invariant 4). Returns 0, 1 when blocked
+ * (resume later through the task's pending watermark), or <0. */
+static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idle)
+{
+    struct node *n = op->node;
+    if (n->kind == NODE_PROCESS && !idle) {
+        for (;;) {
+            /* Stop between timers when blocked or out of quota: a final
+             * watermark can fire millions of them. */
+            if (task_blocked(ts) || sp_task_should_yield(op->se->shard))
+                return 1;
+            int rc = fire_one_timer(op, SP_TIME_EVENT, wm);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+        }
+    }
+    bool changed = wm > op->wm || idle != op->idle;
+    op->wm = wm > op->wm ? wm : op->wm;
+    op->idle = idle;
+    if (n->kind == NODE_KEY_BY) {
+        /* Sending half: ship the watermark to every peer, in band. */
+        return changed ? sender_control(op, SP_ENTRY_WATERMARK, idle ? 1u : 0u,
+                                        (uint64_t)op->wm)
+                       : 0;
+    }
+    for (uint32_t i = 0; i < n->n_consumers; i++) {
+        int rc = feed_watermark(ts, &op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i],
+                                op->wm, idle);
+        if (rc != 0)
+            return rc;
+    }
+    for (uint32_t i = 0; i < n->n_sides; i++) {
+        int rc = feed_watermark(ts, &op->se->ops[n->sides[i]->id], 0, op->wm, idle);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* The receiving half of a KEY_BY forwards to its consumers. */
+static int receiver_forward_watermark(struct task_state *ts, struct op *kb, int64_t wm, bool idle)
+{
+    struct node *n = kb->node;
+    for (uint32_t i = 0; i < n->n_consumers; i++) {
+        int rc = feed_watermark(ts, &kb->se->ops[n->consumers[i]->id], n->consumer_input_idx[i],
+                                wm, idle);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int end_consumer(struct task_state *ts, struct op *c, uint32_t idx)
+{
+    c->in_ended[idx] = true;
+    for (uint32_t i = 0; i < c->node->n_inputs; i++)
+        if (!c->in_ended[i])
+            return 0;
+    return op_end(ts, c);
+}
+
+/* All inputs of op ended (its watermark is already MAX). */
+static int op_end(struct task_state *ts, struct op *op)
+{
+    struct node *n = op->node;
+    if (op->ended)
+        return 0;
+    op->ended = true;
+    if (n->kind == NODE_KEY_BY)
+        return sender_control(op, SP_ENTRY_END_OF_STREAM, 0, 0);
+    if (n->kind == NODE_SINK_STDOUT)
+        stdout_flush(op);
+    for (uint32_t i = 0; i < n->n_consumers; i++) {
+        int rc = end_consumer(ts, &op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i]);
+        if (rc < 0)
+            return rc;
+    }
+    for (uint32_t i = 0; i < n->n_sides; i++) {
+        int rc = end_consumer(ts, &op->se->ops[n->sides[i]->id], 0);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int receiver_end(struct task_state *ts, struct op *kb)
+{
+    struct node *n = kb->node;
+    for (uint32_t i = 0; i < n->n_consumers; i++) {
+        int rc = end_consumer(ts, &kb->se->ops[n->consumers[i]->id], n->consumer_input_idx[i]);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- context API ------------------------------------------------------------- */
+
+int64_t spate_ctx_timestamp(const struct spate_ctx *c) { return c->ts; }
+int64_t spate_ctx_watermark(const struct spate_ctx *c) { return c->op->wm; }
+int64_t spate_ctx_processing_time(const struct spate_ctx *c)
+{
+    (void)c;
+    return wall_ms();
+}
+uint32_t spate_ctx_shard(const struct spate_ctx *c) { return c->op->se->id; }
+
+const void *spate_ctx_key(const struct spate_ctx *c, uint32_t *key_bytes)
+{
+    if (!c->key)
+        return NULL;
+    if (key_bytes)
+        *key_bytes = c->key_bytes;
+    return c->key;
+}
+
+int spate_emit(struct spate_ctx *c, const void *rec)
+{
+    return op_emit(c->op, rec, c->ts);
+}
+
+int spate_emit_at(struct spate_ctx *c, const void *rec, int64_t timestamp_ms)
+{
+    return op_emit(c->op, rec, timestamp_ms);
+}
+
+int spate_emit_side(struct spate_ctx *c, uint32_t tag, const void *rec)
+{
+    struct node *n = c->op->node;
+    if (tag >= n->n_sides)
+        return -EINVAL;
+    return op_emit(&c->op->se->ops[n->sides[tag]->id], rec, c->ts);
+}
+
+static int state_ref(struct spate_ctx *c, int state, struct sp_state_ref *ref,
+                     const struct state_decl **decl)
+{
+    struct node *n = c->op->node;
+    if (!c->key || state < 0 || (uint32_t)state >= n->n_states)
+        return -EINVAL;
+    *decl = &n->states[state];
+    *ref = (struct sp_state_ref){.state_id = c->op->state_ids[state],
+                                 .key_group = c->key_group,
+                                 .key = c->key,
+                                 .key_bytes = c->key_bytes};
+    return 0;
+}
+
+bool spate_value_get(struct spate_ctx *c, int state, void *out)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    const void *v;
+    uint32_t bytes;
+    if (state_ref(c, state, &ref, &d) < 0 || d->kind != SP_STATE_VALUE)
+        return false;
+    if (sp_state_value_get(c->op->se->state, &ref, &v, &bytes) != 1)
+        return false;
+    memcpy(out, v, bytes < d->value_bytes ? bytes : d->value_bytes);
+    return true;
+}
+
+int spate_value_put(struct spate_ctx *c, int state, const void *value)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_VALUE)
+        return rc < 0 ? rc : -EINVAL;
+    return sp_state_value_put(c->op->se->state, &ref, value, d->value_bytes);
+}
+
+int spate_state_clear(struct spate_ctx *c, int state)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0)
+        return rc;
+    rc = sp_state_clear(c->op->se->state, &ref);
+    return rc < 0 ? rc : 0;
+}
+
+int spate_list_add(struct spate_ctx *c, int state, const void *elem)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_LIST)
+        return rc < 0 ? rc : -EINVAL;
+    return sp_state_list_append(c->op->se->state, &ref, elem, d->value_bytes);
+}
+
+struct list_thunk {
+    int (*fn)(const void *, void *);
+    void *arg;
+};
+
+static int list_visit(const void *elem, uint32_t bytes, void *arg)
+{
+    (void)bytes;
+    struct list_thunk *t = arg;
+    return t->fn(elem, t->arg);
+}
+
+int spate_list_iterate(struct spate_ctx *c, int state, int (*fn)(const void *elem, void *fn_arg),
+                       void *fn_arg)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_LIST)
+        return rc < 0 ? rc : -EINVAL;
+    struct list_thunk t = {fn, fn_arg};
+    return sp_state_list_iterate(c->op->se->state, &ref, list_visit, &t);
+}
+
+bool spate_map_get(struct spate_ctx *c, int state, const void *ukey, void *out)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    const void *v;
+    uint32_t bytes;
+    if (state_ref(c, state, &ref, &d) < 0 || d->kind != SP_STATE_MAP)
+        return false;
+    if (sp_state_map_get(c->op->se->state, &ref, ukey, d->key_bytes, &v, &bytes) != 1)
+        return false;
+    memcpy(out, v, bytes < d->value_bytes ? bytes : d->value_bytes);
+    return true;
+}
+
+int spate_map_put(struct spate_ctx *c, int state, const void *ukey, const void *value)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_MAP)
+        return rc < 0 ? rc : -EINVAL;
+    return sp_state_map_put(c->op->se->state, &ref, ukey, d->key_bytes, value, d->value_bytes);
+}
+
+int spate_map_remove(struct spate_ctx *c, int state, const void *ukey)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_MAP)
+        return rc < 0 ? rc : -EINVAL;
+    rc = sp_state_map_remove(c->op->se->state, &ref, ukey, d->key_bytes);
+    return rc < 0 ? rc : 0;
+}
+
+struct map_thunk {
+    int (*fn)(const void *, const void *, void *);
+    void *arg;
+};
+
+static int map_visit(const void *ukey, uint32_t kb, const void *v, uint32_t vb, void *arg)
+{
+    (void)kb;
+    (void)vb;
+    struct map_thunk *t = arg;
+    return t->fn(ukey, v, t->arg);
+}
+
+int spate_map_iterate(struct spate_ctx *c, int state,
+                      int (*fn)(const void *ukey, const void *value, void *fn_arg), void *fn_arg)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_MAP)
+        return rc < 0 ? rc : -EINVAL;
+    struct map_thunk t = {fn, fn_arg};
+    return sp_state_map_iterate(c->op->se->state, &ref, map_visit, &t);
+}
+
+int spate_reducing_add(struct spate_ctx *c, int state, const void *value)
+{
+    struct sp_state_ref ref;
+    const struct state_decl *d;
+    int rc = state_ref(c, state, &ref, &d);
+    if (rc < 0 || d->kind != SP_STATE_VALUE || !d->reduce)
+        return rc < 0 ? rc : -EINVAL;
+    const void *cur;
+    uint32_t bytes;
+    if (sp_state_value_get(c->op->se->state, &ref, &cur, &bytes) == 1) {
+        memcpy(c->op->state_buf, cur, d->value_bytes);
+        d->reduce(c->op->state_buf, value, d->reduce_arg);
+    } else {
+        memcpy(c->op->state_buf, value, d->value_bytes);
+    }
+    return sp_state_value_put(c->op->se->state, &ref, c->op->state_buf, d->value_bytes);
+}
+
+int spate_timer_register(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms)
+{
+    if (!c->key || !c->op->timers)
+        return -EINVAL;
+    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
+                                                                     : SP_TIME_PROCESSING,
+                               .time_ms = time_ms,
+                               .key_group = c->key_group,
+                               .key = c->key,
+                               .key_bytes = c->key_bytes};
+    int rc = sp_timers_register(c->op->timers, &t);
+    return rc < 0 ? rc : 0;
+}
+
+int spate_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms)
+{
+    if (!c->key || !c->op->timers)
+        return -EINVAL;
+    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
+                                                                     : SP_TIME_PROCESSING,
+                               .time_ms = time_ms,
+                               .key_group = c->key_group,
+                               .key = c->key,
+                               .key_bytes = c->key_bytes};
+    int rc = sp_timers_delete(c->op->timers, &t);
+    return rc < 0 ? rc : 0;
+}
+
+uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n)
+{
+    /* splitmix64 over (seed, index, n): stateless, so any shard can produce
+     * any event and the output does not depend on the shard count. */
+    uint64_t z = g->seed ^ (index * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)n << 32 | n);
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+uint32_t spate_gen_shard(const struct spate_gen_ctx *g) { return g->shard; }
+
+/* ---- tasks ------------------------------------------------------------------- */
+
+static void task_finished(struct shard_exec *se)
+{
+    if (atomic_fetch_sub_explicit(&se->x->live_tasks, 1, memory_order_acq_rel) == 1)
+        sp_runtime_stop_xs(se->x->rt, false);
+}
+
+/* Fires due processing-time timers of the task's keyed operators. Returns
+ * 1 if blocked, 0 otherwise, <0 on error. */
+static int fire_processing_timers(struct task_state *ts)
+{
+    int64_t now = wall_ms();
+    for (uint32_t i = 0; i < ts->n_keyed; i++) {
+        for (;;) {
+            if (task_blocked(ts))
+                return 1;
+            int rc = fire_one_timer(ts->keyed[i], SP_TIME_PROCESSING, now);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                break;
+        }
+    }
+    return 0;
+}
+
+/* Earliest processing-time timer of the task's operators, as a monotonic
+ * deadline for the reactor (0: none). */
+static uint64_t next_processing_deadline(struct task_state *ts)
+{
+    int64_t best = INT64_MAX;
+    for (uint32_t i = 0; i < ts->n_keyed; i++) {
+        int64_t t;
+        if (sp_timers_next(ts->keyed[i]->timers, SP_TIME_PROCESSING, &t) == 1 && t < best)
+            best = t;
+    }
+    if (best == INT64_MAX)
+        return 0;
+    int64_t delta_ms = best - wall_ms();
+    if (delta_ms < 0)
+        delta_ms = 0;
+    return sp_clock_ns() + (uint64_t)delta_ms * 1000000ull;
+}
+
+/* Common prologue of a task slice: park while blocked, finish pending
+ * watermark work. Returns -1 to go on, or a task status to return. */
+static int task_prologue(struct sp_shard *s, struct sp_task *t, struct task_state *ts)
+{
+    if (atomic_load_explicit(&ts->se->x->failed, memory_order_relaxed))
+        return SP_TASK_DONE; /* another task failed the job: stop quietly */
+    if (task_blocked(ts)) {
+        for (uint32_t i = 0; i < ts->n_senders; i++) {
+            struct op *o = ts->senders[i];
+            for (uint32_t p = 0; p < ts->se->x->n; p++) {
+                if (o->snd.q[p].count) {
+                    sp_task_wait_space(s, t, o->node->u.key_by.channel, p);
+                    return SP_TASK_WAIT;
+                }
+            }
+        }
+    }
+    if (sp_batch_pool_free(s) < ts->n_senders + 1) {
+        sp_task_wait_batch(s, t);
+        return SP_TASK_WAIT;
+    }
+    int rc = fire_processing_timers(ts);
+    if (rc < 0)
+        return rc;
+    if (rc == 1)
+        return SP_TASK_YIELD;
+    if (ts->wm_pending) {
+        struct op *head = ts->head;
+        rc = ts->kind == TASK_RECEIVER
+                 ? receiver_forward_watermark(ts, head, ts->wm_target, ts->wm_target_idle)
+                 : op_advance(ts, head, ts->wm_target, ts->wm_target_idle);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            return SP_TASK_YIELD; /* parks through task_blocked next slice */
+        ts->wm_pending = false;
+    }
+    return -1;
+}
+
+/* Starts watermark work from the task's head; blocked work resumes later. */
+static int task_watermark(struct task_state *ts, int64_t wm, bool idle)
+{
+    ts->wm_pending = true;
+    ts->wm_target = wm;
+    ts->wm_target_idle = idle;
+    int rc = ts->kind == TASK_RECEIVER ? receiver_forward_watermark(ts, ts->head, wm, idle)
+                                       : op_advance(ts, ts->head, wm, idle);
+    if (rc == 0)
+        ts->wm_pending = false;
+    return rc < 0 ? rc : 0;
+}
+
+/* End of input: MAX watermark (resumable), end consumers, drain senders. */
+static int task_finish_input(struct sp_shard *s, struct sp_task *t, struct task_state *ts)
+{
+    if (!ts->ending) {
+        ts->ending = true;
+        int rc = task_watermark(ts, SPATE_WATERMARK_MAX, false);
+        if (rc < 0)
+            return rc;
+        return SP_TASK_YIELD;
+    }
+    if (!ts->ended) {
+        ts->ended = true;
+        int rc = ts->kind == TASK_RECEIVER ? receiver_end(ts, ts->head) : op_end(ts, ts->head);
+        if (rc < 0)
+            return rc;
+    }
+    if (task_blocked(ts)) {
+        for (uint32_t i = 0; i < ts->n_senders; i++)
+            for (uint32_t p = 0; p < ts->se->x->n; p++)
+                if (ts->senders[i]->snd.q[p].count) {
+                    sp_task_wait_space(s, t, ts->senders[i]->node->u.key_by.channel, p);
+                    return SP_TASK_WAIT;
+                }
+    }
+    task_finished(ts->se);
+    return SP_TASK_DONE;
+}
+
+static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct task_state *ts = arg;
+    int rc = task_prologue(s, t, ts);
+    if (rc != -1)
+        return rc;
+    if (ts->ending)
+        return task_finish_input(s, t, ts);
+    struct node *n = ts->head->node;
+    const struct spate_generator_opts *o = &n->u.gen.opts;
+    uint32_t rb = spate_schema_record_bytes(n->schema);
+    double rate_per_shard = o->rate_per_s / ts->se->x->n;
+    uint64_t emitted = 0;
+    for (uint32_t k = 1;; k++) {
+        /* The clock costs tens of ns on some VMs: look at it every 64 records. */
+        if ((k & 63) == 0 && sp_task_should_yield(s))
+            break;
+        if (sp_shard_stopping(s) || ts->next_index >= ts->end_index)
+            return task_finish_input(s, t, ts);
+        if (task_blocked(ts))
+            return SP_TASK_YIELD;
+        if (rate_per_shard > 0) {
+            double elapsed_s = (double)(sp_clock_ns() - ts->start_ns) / 1e9;
+            uint64_t due = (uint64_t)(elapsed_s * rate_per_shard) + 1;
+            if ((ts->next_index - ts->first_index) / ts->stride >= due)
+                break;
+        }
+        memset(ts->rec, 0, rb);
+        uint64_t idx = ts->next_index;
+        ts->next_index += ts->stride;
+        rc = n->u.gen.fn(&ts->gen, idx, ts->rec, n->arg);
+        if (rc < 0)
+            return fail(ts->se, rc, n->name);
+        if (rc == 0)
+            continue;
+        int64_t ev;
+        if (n->u.gen.ts_field >= 0)
+            memcpy(&ev, ts->rec + spate_schema_field(n->schema, (uint32_t)n->u.gen.ts_field)->offset,
+                   sizeof(ev));
+        else
+            ev = wall_ms();
+        if (ev > ts->max_ts)
+            ts->max_ts = ev;
+        emitted++;
+        rc = op_emit(ts->head, ts->rec, ev);
+        if (rc < 0)
+            return rc;
+        if (++ts->emitted_since_wm >= WM_EVERY_RECORDS) {
+            ts->emitted_since_wm = 0;
+            int64_t wm = ts->max_ts - o->out_of_orderness_ms - 1;
+            if (wm > ts->last_wm || ts->idle) {
+                ts->last_wm = wm;
+                ts->idle = false;
+                rc = task_watermark(ts, wm, false);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    if (emitted)
+        ts->last_record_ns = sp_clock_ns(); /* per slice: the clock is not free */
+    /* End of slice: publish the watermark reached so far. */
+    if (ts->max_ts != INT64_MIN) {
+        int64_t wm = ts->max_ts - o->out_of_orderness_ms - 1;
+        if (wm > ts->last_wm) {
+            ts->last_wm = wm;
+            ts->idle = false;
+            rc = task_watermark(ts, wm, false);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    if (o->idle_timeout_ms > 0 && !ts->idle &&
+        sp_clock_ns() - ts->last_record_ns > (uint64_t)o->idle_timeout_ms * 1000000ull) {
+        ts->idle = true;
+        rc = task_watermark(ts, ts->last_wm, true);
+        if (rc < 0)
+            return rc;
+    }
+    if (rate_per_shard > 0) {
+        sp_task_wait_deadline(s, t, sp_clock_ns() + 1000000); /* 1 ms pacing tick */
+        return SP_TASK_WAIT;
+    }
+    return SP_TASK_YIELD;
+}
+
+/* Processes the current inbound batch from where it stopped. Returns 1 when
+ * the batch is done, 0 when blocked mid-way, <0 on error. */
+static int receiver_batch(struct task_state *ts)
+{
+    struct op *kb = ts->head;
+    struct sp_batch *b = ts->cur;
+    while (ts->cur_idx < b->record_count) {
+        if ((ts->cur_idx & 63) == 63 && sp_task_should_yield(kb->se->shard))
+            return 0;
+        if (task_blocked(ts))
+            return 0;
+        const unsigned char *slot = b->data + (size_t)ts->cur_idx * kb->stride;
+        int64_t ev;
+        memcpy(&ev, slot, sizeof(ev));
+        ts->cur_idx++;
+        int rc = op_emit(kb, slot + 8, ev);
+        if (rc < 0)
+            return rc;
+    }
+    sp_batch_release(kb->se->shard, b);
+    ts->cur = NULL;
+    return 1;
+}
+
+static int receiver_control(struct task_state *ts, uint32_t peer, const struct sp_ring_entry *e)
+{
+    struct op *kb = ts->head;
+    uint32_t n = kb->se->x->n;
+    if (e->kind == SP_ENTRY_WATERMARK) {
+        kb->peers[peer].wm = (int64_t)e->value;
+        kb->peers[peer].idle = e->aux & 1u;
+    } else if (e->kind == SP_ENTRY_END_OF_STREAM) {
+        kb->peers[peer].ended = true;
+        kb->peers[peer].wm = SPATE_WATERMARK_MAX;
+        kb->peers[peer].idle = false;
+    } else {
+        return 0;
+    }
+    int64_t min = SPATE_WATERMARK_MAX;
+    bool all_idle = true;
+    bool all_ended = true;
+    for (uint32_t p = 0; p < n; p++) {
+        all_ended &= kb->peers[p].ended;
+        if (kb->peers[p].idle)
+            continue;
+        all_idle = false;
+        if (kb->peers[p].wm < min)
+            min = kb->peers[p].wm;
+    }
+    if (all_ended)
+        return 0; /* the task finishes the input */
+    if (all_idle && !ts->in_idle) {
+        ts->in_idle = true;
+        return task_watermark(ts, ts->in_wm, true);
+    }
+    if (!all_idle && (min > ts->in_wm || ts->in_idle)) {
+        ts->in_idle = false;
+        if (min > ts->in_wm)
+            ts->in_wm = min;
+        return task_watermark(ts, ts->in_wm, false);
+    }
+    return 0;
+}
+
+static bool receiver_all_ended(struct task_state *ts)
+{
+    for (uint32_t p = 0; p < ts->se->x->n; p++)
+        if (!ts->head->peers[p].ended)
+            return false;
+    return true;
+}
+
+static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct task_state *ts = arg;
+    int rc = task_prologue(s, t, ts);
+    if (rc != -1)
+        return rc;
+    if (ts->ending)
+        return task_finish_input(s, t, ts);
+    struct op *kb = ts->head;
+    uint32_t n = kb->se->x->n, channel = kb->node->u.key_by.channel;
+    while (!sp_task_should_yield(s)) {
+        if (ts->cur) {
+            rc = receiver_batch(ts);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                return SP_TASK_YIELD;
+            continue;
+        }
+        if (receiver_all_ended(ts))
+            return task_finish_input(s, t, ts);
+        bool got_any = false;
+        for (uint32_t k = 0; k < n && !ts->cur; k++) {
+            uint32_t p = (ts->rr_peer + k) % n;
+            struct sp_ring_entry e;
+            if (sp_shard_recv(s, channel, p, &e, 1) != 1)
+                continue;
+            got_any = true;
+            ts->rr_peer = (p + 1) % n;
+            if (e.kind == SP_ENTRY_BATCH) {
+                ts->cur = (struct sp_batch *)(uintptr_t)e.value;
+                ts->cur_idx = 0;
+                ts->cur_peer = p;
+            } else {
+                rc = receiver_control(ts, p, &e);
+                if (rc < 0)
+                    return rc;
+                if (ts->wm_pending)
+                    return SP_TASK_YIELD;
+            }
+            break;
+        }
+        if (!got_any) {
+            sp_task_wait_inbound(s, t);
+            uint64_t deadline = next_processing_deadline(ts);
+            if (deadline)
+                sp_task_wait_deadline(s, t, deadline);
+            return SP_TASK_WAIT;
+        }
+    }
+    return SP_TASK_YIELD;
+}
+
+/* ---- per-shard set-up -------------------------------------------------------- */
+
+/* Collects the KEY_BY senders and keyed operators reachable from `n`
+ * without crossing an exchange. */
+static void reach(struct task_state *ts, struct node *n, bool *seen)
+{
+    for (uint32_t i = 0; i < n->n_consumers + n->n_sides; i++) {
+        struct node *c = i < n->n_consumers ? n->consumers[i] : n->sides[i - n->n_consumers];
+        if (seen[c->id])
+            continue;
+        seen[c->id] = true;
+        struct op *o = &ts->se->ops[c->id];
+        if (c->kind == NODE_KEY_BY) {
+            ts->senders[ts->n_senders++] = o;
+            continue;
+        }
+        if (c->kind == NODE_PROCESS)
+            ts->keyed[ts->n_keyed++] = o;
+        reach(ts, c, seen);
+    }
+}
+
+static int op_init(struct shard_exec *se, struct op *op, struct node *n)
+{
+    op->node = n;
+    op->se = se;
+    op->wm = SPATE_WATERMARK_MIN;
+    for (uint32_t i = 0; i < NODE_INPUTS_MAX; i++)
+        op->in_wm[i] = SPATE_WATERMARK_MIN;
+    uint32_t nshards = se->x->n;
+    uint32_t rb = spate_schema_record_bytes(n->schema);
+    if (n->kind == NODE_MAP) {
+        op->out_rec = sp_shard_alloc(se->shard, rb);
+        if (!op->out_rec)
+            return -ENOMEM;
+    }
+    if (n->kind == NODE_KEY_BY) {
+        op->snd.cur = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.cur));
+        op->snd.q = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.q));
+        op->peers = sp_shard_alloc(se->shard, nshards * sizeof(*op->peers));
+        if (!op->snd.cur || !op->snd.q || !op->peers)
+            return -ENOMEM;
+        memset(op->snd.cur, 0, nshards * sizeof(*op->snd.cur));
+        memset(op->snd.q, 0, nshards * sizeof(*op->snd.q));
+        for (uint32_t p = 0; p < nshards; p++)
+            op->peers[p] = (struct peer_in){.wm = SPATE_WATERMARK_MIN};
+        op->stride = 8 + round8(rb);
+        uint32_t batch_bytes = se->x->batch_bytes;
+        op->records_cap = spate_schema_has_strings(n->schema) ? batch_bytes / 2 : batch_bytes;
+        if (op->stride > op->records_cap)
+            return -SPATE_ELIMIT;
+    }
+    if (n->kind == NODE_PROCESS) {
+        int rc = sp_timers_create(se->kg_first, se->kg_end, &op->timers);
+        if (rc < 0)
+            return rc;
+        uint32_t biggest = 0;
+        for (uint32_t i = 0; i < n->n_states; i++) {
+            char name[96];
+            snprintf(name, sizeof(name), "%u/%s", n->id, n->states[i].name);
+            rc = sp_state_register(se->state, name, n->states[i].kind, n->states[i].ttl_ms,
+                                   &op->state_ids[i]);
+            if (rc < 0)
+                return rc;
+            if (n->states[i].value_bytes > biggest)
+                biggest = n->states[i].value_bytes;
+        }
+        if (biggest) {
+            op->state_buf = sp_shard_alloc(se->shard, biggest);
+            if (!op->state_buf)
+                return -ENOMEM;
+        }
+    }
+    if (n->kind == NODE_SINK_STDOUT) {
+        op->out_buf = sp_shard_alloc(se->shard, STDOUT_BUF_BYTES);
+        if (!op->out_buf)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+static struct task_state *new_task(struct shard_exec *se, enum task_kind kind, struct op *head)
+{
+    struct task_state *ts = sp_shard_alloc(se->shard, sizeof(*ts));
+    if (!ts)
+        return NULL;
+    memset(ts, 0, sizeof(*ts));
+    ts->kind = kind;
+    ts->se = se;
+    ts->head = head;
+    ts->max_ts = INT64_MIN;
+    ts->last_wm = SPATE_WATERMARK_MIN;
+    ts->in_wm = SPATE_WATERMARK_MIN;
+    bool seen[JOB_NODES_MAX] = {false};
+    reach(ts, head->node, seen);
+    se->tasks[se->n_tasks++] = ts;
+    return ts;
+}
+
+static int shard_start(struct sp_shard *s, void *arg)
+{
+    struct exec *x = arg;
+    uint32_t id = sp_shard_id(s);
+    struct shard_exec *se = sp_shard_alloc(s, sizeof(*se));
+    if (!se)
+        return -ENOMEM;
+    memset(se, 0, sizeof(*se));
+    se->x = x;
+    se->shard = s;
+    se->id = id;
+    x->shards[id] = se;
+    sp_key_group_range(id, x->n, x->max_parallelism, &se->kg_first, &se->kg_end);
+    int rc = sp_state_memory_create(se->kg_first, se->kg_end, x->max_parallelism, &se->state);
+    if (rc < 0)
+        return rc;
+    struct spate_job *job = x->job;
+    for (uint32_t i = 0; i < job->n_nodes; i++)
+        if ((rc = op_init(se, &se->ops[i], job->nodes[i])) < 0)
+            return rc;
+    for (uint32_t i = 0; i < job->n_nodes; i++) {
+        struct node *n = job->nodes[i];
+        struct task_state *ts = NULL;
+        if (n->kind == NODE_SOURCE_GEN) {
+            ts = new_task(se, TASK_SOURCE, &se->ops[i]);
+            if (!ts)
+                return -ENOMEM;
+            uint64_t count = n->u.gen.opts.count;
+            if (count == 0) { /* unbounded: shards interleave indices */
+                ts->next_index = id;
+                ts->end_index = UINT64_MAX;
+                ts->stride = x->n;
+            } else { /* bounded: contiguous blocks (the splits) */
+                ts->next_index = count * id / x->n;
+                ts->end_index = count * (id + 1) / x->n;
+                ts->stride = 1;
+            }
+            ts->first_index = ts->next_index;
+            ts->gen = (struct spate_gen_ctx){.seed = n->u.gen.opts.seed, .shard = id};
+            ts->rec = sp_shard_alloc(s, spate_schema_record_bytes(n->schema));
+            if (!ts->rec)
+                return -ENOMEM;
+            ts->start_ns = sp_clock_ns();
+            ts->last_record_ns = ts->start_ns;
+            rc = sp_task_spawn(s, n->name, source_task, ts, NULL);
+        } else if (n->kind == NODE_KEY_BY) {
+            ts = new_task(se, TASK_RECEIVER, &se->ops[i]);
+            if (!ts)
+                return -ENOMEM;
+            rc = sp_task_spawn(s, n->name, receiver_task, ts, NULL);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- run --------------------------------------------------------------------- */
+
+struct spate_collector *sp_collector_new(const struct spate_schema *schema)
+{
+    struct spate_collector *c = calloc(1, sizeof(*c));
+    if (c)
+        c->schema = schema;
+    return c;
+}
+
+void sp_collector_free(struct spate_collector *c)
+{
+    if (!c)
+        return;
+    for (uint32_t s = 0; s < c->n_shards; s++) {
+        for (uint64_t i = 0; i < c->shards[s].count; i++)
+            free(c->shards[s].recs[i]);
+        free(c->shards[s].recs);
+        free(c->shards[s].ts);
+    }
+    free(c->shards);
+    free(c->all);
+    free(c->all_ts);
+    free(c);
+}
+
+uint64_t spate_collector_count(const struct spate_collector *c) { return c->total; }
+const void *spate_collector_record(const struct spate_collector *c, uint64_t i)
+{
+    return i < c->total ? c->all[i] : NULL;
+}
+int64_t spate_collector_timestamp(const struct spate_collector *c, uint64_t i)
+{
+    return i < c->total ? c->all_ts[i] : 0;
+}
+
+static int collector_flatten(struct spate_collector *c)
+{
+    uint64_t total = 0;
+    for (uint32_t s = 0; s < c->n_shards; s++)
+        total += c->shards[s].count;
+    c->all = malloc((total ? total : 1) * sizeof(*c->all));
+    c->all_ts = malloc((total ? total : 1) * sizeof(*c->all_ts));
+    if (!c->all || !c->all_ts)
+        return -ENOMEM;
+    uint64_t k = 0;
+    for (uint32_t s = 0; s < c->n_shards; s++)
+        for (uint64_t i = 0; i < c->shards[s].count; i++, k++) {
+            c->all[k] = c->shards[s].recs[i];
+            c->all_ts[k] = c->shards[s].ts[i];
+        }
+    c->total = total;
+    return 0;
+}
+
+/* On each shard's thread after its loop: frees what the shard allocated
+ * for the job (everything but collected records, which outlive the run). */
+static void shard_stop(struct sp_shard *s, void *arg)
+{
+    struct exec *x = arg;
+    struct shard_exec *se = x->shards[sp_shard_id(s)];
+    if (!se)
+        return;
+    for (uint32_t k = 0; k < x->job->n_nodes; k++) {
+        struct op *o = &se->ops[k];
+        if (o->timers)
+            sp_timers_destroy(o->timers);
+        for (uint32_t p = 0; o->snd.cur && p < x->n; p++)
+            if (o->snd.cur[p])
+                sp_batch_release(s, o->snd.cur[p]);
+        sp_shard_free(s, o->out_rec);
+        sp_shard_free(s, o->state_buf);
+        sp_shard_free(s, o->snd.cur);
+        sp_shard_free(s, o->snd.q);
+        sp_shard_free(s, o->peers);
+        sp_shard_free(s, o->out_buf);
+    }
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        /* A batch still held (a cancelled run) belongs to a peer whose pool
+         * may already be gone: drop the pointer, its owner freed it. */
+        sp_shard_free(s, se->tasks[i]->rec);
+        sp_shard_free(s, se->tasks[i]);
+    }
+    if (se->state)
+        sp_state_destroy(se->state);
+    x->shards[se->id] = NULL;
+    sp_shard_free(s, se);
+}
+
+int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct spate_error *err)
+{
+    struct spate_config *own = NULL;
+    if (!cfg) {
+        if (spate_config_create(&own) < 0)
+            return spate_error_set(err, -ENOMEM, "out of memory");
+        cfg = own;
+    }
+    struct exec *x = calloc(1, sizeof(*x));
+    if (!x) {
+        spate_config_destroy(own);
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    }
+    x->job = job;
+    struct sp_runtime_opts o;
+    int rc = sp_runtime_opts_from_config(cfg, &o, err);
+    if (rc < 0)
+        goto out;
+    x->n = o.shard_count;
+    x->batch_bytes = o.batch_bytes;
+    x->max_parallelism = (uint32_t)spate_config_get_int(cfg, "pipeline.max-parallelism");
+    if (x->max_parallelism < x->n) {
+        rc = spate_error_set(err, -SPATE_ECONFIG,
+                             "%s: pipeline.max-parallelism: %u key groups cannot spread over %u "
+                             "shards; raise it to at least shards.count",
+                             spate_config_origin(cfg, "pipeline.max-parallelism"),
+                             x->max_parallelism, x->n);
+        goto out;
+    }
+    for (uint32_t i = 0; i < job->n_collectors; i++) {
+        job->collectors[i]->n_shards = x->n;
+        job->collectors[i]->shards = calloc(x->n, sizeof(struct collect_shard));
+        if (!job->collectors[i]->shards) {
+            rc = spate_error_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    /* Each exchange (channel) keeps at most ring_capacity batches in flight
+     * per peer, plus one being filled and one being read: size the pool so
+     * that it can never run dry while every ring is full. */
+    uint64_t channels = job->n_channels ? job->n_channels : 1;
+    uint64_t need = channels * x->n * (o.ring_capacity + 2) + 64;
+    if (need > SPATE_BATCH_POOL_MAX) {
+        rc = spate_error_set(err, -SPATE_ECONFIG,
+                             "shards.ring.capacity: %u entries x %u shards x %llu exchanges needs "
+                             "a pool of %llu batches per shard, above the limit %u; lower "
+                             "shards.ring.capacity",
+                             o.ring_capacity, x->n, (unsigned long long)channels,
+                             (unsigned long long)need, SPATE_BATCH_POOL_MAX);
+        goto out;
+    }
+    if (o.batch_pool_count < need)
+        o.batch_pool_count = (uint32_t)need;
+    o.data_channels = (uint32_t)channels;
+    o.on_shard_start = shard_start;
+    o.on_shard_stop = shard_stop;
+    o.start_arg = x;
+    uint64_t tasks = 0;
+    for (uint32_t i = 0; i < job->n_nodes; i++)
+        if (job->nodes[i]->kind == NODE_SOURCE_GEN || job->nodes[i]->kind == NODE_KEY_BY)
+            tasks++;
+    if (tasks == 0) {
+        rc = spate_error_set(err, -EINVAL, "job '%s' has no source", job->name);
+        goto out;
+    }
+    atomic_store(&x->live_tasks, (int64_t)(tasks * x->n));
+    job->exec = x;
+    rc = sp_runtime_create(&o, &x->rt, err);
+    if (rc < 0)
+        goto out;
+    rc = sp_runtime_run(x->rt, err);
+    if (atomic_load(&x->failed))
+        rc = spate_error_set(err, x->fail_code < 0 ? x->fail_code : -SPATE_EINTERNAL, "%s",
+                             x->fail_msg);
+    if (rc == 0)
+        for (uint32_t i = 0; i < job->n_collectors; i++)
+            if ((rc = collector_flatten(job->collectors[i])) < 0)
+                break;
+out:
+    if (x->rt)
+        sp_runtime_destroy(x->rt);
+    job->exec = NULL;
+    free(x);
+    spate_config_destroy(own);
+    return rc;
+}

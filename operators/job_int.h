@@ -1,0 +1,135 @@
+/*
+ * operators/job_int.h - private shapes of the job graph (built by the API
+ * calls in job.c) and of its per-shard execution (exec.c).
+ *
+ * Graph: nodes (operators) with one main output stream each; side outputs
+ * are nodes of kind NODE_SIDE fed by their parent. A KEY_BY node is an
+ * exchange: its sender half runs where records arrive, its receiver half on
+ * every shard, fed by data channel `channel` of the ring mesh.
+ *
+ * Execution: every shard instantiates every node (struct op). Tasks: one
+ * per source node and one per KEY_BY receiver. A task pushes records
+ * through its operators by direct calls (emit recursion) until a sink or a
+ * KEY_BY sender, which buffers records per target shard in batches.
+ */
+#ifndef SP_OPERATORS_JOB_INT_H
+#define SP_OPERATORS_JOB_INT_H
+
+#include <stdatomic.h>
+
+#include "core/batch.h"
+#include "core/record.h"
+#include "shards/runtime.h"
+#include "shards/shard.h"
+#include "spate/job.h"
+#include "spate/limits.h"
+#include "state/backend.h"
+#include "state/timers.h"
+
+#define JOB_NODES_MAX 256
+#define JOB_STATES_MAX 64
+#define NODE_CONSUMERS_MAX 16
+#define NODE_INPUTS_MAX 16
+
+enum node_kind {
+    NODE_SOURCE_GEN = 1,
+    NODE_MAP,
+    NODE_FILTER,
+    NODE_FLAT_MAP,
+    NODE_UNION,
+    NODE_KEY_BY,
+    NODE_PROCESS,
+    NODE_SIDE,
+    NODE_SINK_COLLECT,
+    NODE_SINK_STDOUT,
+};
+
+struct state_decl {
+    char name[64];
+    enum sp_state_kind kind;
+    uint32_t value_bytes; /* VALUE/LIST elem/MAP value */
+    uint32_t key_bytes;   /* MAP user key */
+    int64_t ttl_ms;
+    spate_reduce_fn reduce;
+    void *reduce_arg;
+};
+
+struct node;
+
+struct spate_stream {
+    struct node *node;
+};
+
+struct node {
+    struct spate_stream stream; /* the node's output; stream.node == this */
+    uint32_t id;
+    enum node_kind kind;
+    char name[64];
+    const struct spate_schema *schema;  /* output schema */
+    struct node *inputs[NODE_INPUTS_MAX];
+    uint32_t n_inputs;
+    struct node *consumers[NODE_CONSUMERS_MAX];
+    uint32_t consumer_input_idx[NODE_CONSUMERS_MAX]; /* which input of the consumer */
+    uint32_t n_consumers;
+    bool keyed;                          /* output is keyed (KEY_BY and keyed passthrough) */
+    struct node *key_source;             /* the KEY_BY node this keyed operator reads */
+    struct node *sides[8];               /* NODE_SIDE children, by tag */
+    uint32_t n_sides;
+    uint32_t side_tag;                   /* NODE_SIDE: its tag in the parent */
+    /* Kind-specific parameters. */
+    union {
+        struct {
+            spate_generator_fn fn;
+            struct spate_generator_opts opts;
+            int ts_field;                /* field index or -1 */
+        } gen;
+        struct {
+            spate_map_fn fn;
+        } map;
+        struct {
+            spate_filter_fn fn;
+        } filter;
+        struct {
+            spate_flat_map_fn fn;
+        } flat_map;
+        struct {
+            spate_key_fn fn;
+            int field;                   /* key_by_field: field index, else -1 */
+            uint32_t channel;            /* data channel of this exchange */
+        } key_by;
+        struct {
+            struct spate_process_fns fns;
+        } process;
+        struct {
+            struct spate_collector *collector;
+        } collect;
+    } u;
+    void *arg;
+    struct state_decl states[JOB_STATES_MAX];
+    uint32_t n_states;
+};
+
+struct spate_job {
+    char name[64];
+    struct node *nodes[JOB_NODES_MAX];
+    uint32_t n_nodes;
+    uint32_t n_channels;
+    int error;
+    char error_msg[SPATE_ERROR_MESSAGE_MAX];
+    bool ran;
+    struct spate_collector *collectors[JOB_NODES_MAX];
+    uint32_t n_collectors;
+    struct exec *exec; /* during run */
+};
+
+/* Remembers the first builder error; returns NULL for the caller to return. */
+void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* exec.c */
+int sp_job_execute(struct spate_job *job, const struct spate_config *cfg,
+                   struct spate_error *err);
+void sp_collector_free(struct spate_collector *c);
+struct spate_collector *sp_collector_new(const struct spate_schema *schema);
+
+#endif

@@ -1,0 +1,1093 @@
+/*
+ * state/memory.c - the in-memory keyed state backend (Flink's heap backend):
+ * one open-addressing hash table per key group (state/state_int.h) maps
+ * hash(state id, key, namespace) to a cell, a single allocation holding a
+ * 32-byte header, the key and namespace bytes, and the payload: a VALUE's
+ * bytes (8-byte aligned, overwritten in place when they fit), a LIST's
+ * length-prefixed records (appended into a buffer that doubles, so appends
+ * are amortised O(1)), or a MAP's own hash table of entries (user key ->
+ * value, each entry one allocation with its own expiry). Invariants:
+ *  1. A cell is in exactly one key group's table, the one of its ref; no two
+ *     cells share (state id, key, namespace) within a group.
+ *  2. A MAP cell holds at least one entry: removing its last entry (by
+ *     remove, expiry or sweep) removes the cell, as Flink does. A LIST cell
+ *     holds at least one element (it is created by its first append).
+ *  3. For a state with TTL, a cell (VALUE, LIST) or entry (MAP) with
+ *     now >= expire_at is never returned or visited; a read that meets one
+ *     removes it. Cells of states without TTL carry expire_at = INT64_MAX
+ *     and the clock is never read for them.
+ *  4. b->cells counts cells in all tables and kt->ttl_cells those of TTL
+ *     states in group kt; b->bytes counts every cell, entry and slot array
+ *     allocated (without allocator overhead).
+ *  5. A lookup allocates nothing: the hash is computed over the ref's bytes
+ *     in place and keys are compared against the cell.
+ * Memory comes from libc malloc: the create call has no shard to take a
+ * mimalloc heap from, and a backend is created and used on one shard, so
+ * the "free where allocated" rule holds either way.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Inline XXH3 into the lookup path: most keys are a few bytes, where the
+ * call overhead is a large part of the hash. */
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "core/keygroup.h"
+#include "spate/error.h"
+#include "spate/limits.h"
+#include "state/backend.h"
+#include "state/state_int.h"
+
+#define NOT_FOUND UINT32_MAX
+
+/* Hash seeds. A key's group is XXH3(key, seed 0) mod max parallelism, so
+ * with seed 0 all keys of one group would share the hash's low bits, the
+ * very bits that pick a slot: every cell of a group would pile into a few
+ * probe runs. Any other seed gives an independent hash. */
+#define CELL_SEED_BASE 0x243f6a8885a308d3ull
+#define CELL_SEED_STEP 0x9e3779b97f4a7c15ull
+#define ENTRY_SEED 0x13198a2e03707344ull
+
+struct state_desc {
+    char *name;
+    enum sp_state_kind kind;
+    int64_t ttl_ms; /* 0: no TTL */
+};
+
+struct cell {
+    int64_t expire_at_ms;   /* VALUE, LIST of a TTL state; else INT64_MAX */
+    uint32_t state_id;
+    uint32_t key_bytes;
+    uint32_t ns_bytes;
+    uint32_t payload_bytes; /* VALUE: value; LIST: records; MAP: sizeof(struct sp_otable) */
+    uint32_t payload_cap;
+    uint32_t elem_count;    /* LIST: elements (for snapshot writers; keeps the header 32 bytes) */
+    unsigned char data[];   /* key, namespace, padding to 8, payload */
+};
+_Static_assert(sizeof(struct cell) == 32, "cell header: keep it compact");
+
+struct entry {
+    int64_t expire_at_ms; /* INT64_MAX without TTL */
+    uint32_t ukey_bytes;
+    uint32_t value_bytes;
+    uint32_t value_cap;
+    uint32_t unused;
+    unsigned char data[]; /* user key, padding to 8, value */
+};
+_Static_assert(sizeof(struct entry) == 24, "entry header: keep it compact");
+
+struct kg_table {
+    struct sp_otable t;
+    uint32_t ttl_cells; /* cells of TTL states: the sweep skips a group without */
+};
+
+struct sp_state_backend {
+    uint32_t first_kg;
+    uint32_t end_kg;
+    uint32_t max_parallelism;
+    struct kg_table *kgs; /* [end_kg - first_kg] */
+
+    struct state_desc *states;
+    uint32_t state_count;
+    uint32_t state_cap;
+    bool any_ttl;
+
+    int64_t (*now_ms)(void *arg);
+    void *clock_arg;
+
+    uint64_t cells;
+    uint64_t bytes;
+
+    /* The cell the last lookup found, and where: a keyed count does get
+     * then put on the same cell, and the put finds it here without hashing
+     * or probing. A hint is only ever trusted after checking that slot
+     * hint_slot of hint_kt still holds hint_cell and that the cell matches
+     * the ref, so a stale hint costs a miss, never a wrong answer; cell_free
+     * clears it so that it never names freed memory. */
+    struct kg_table *hint_kt;
+    struct cell *hint_cell;
+    uint32_t hint_slot;
+
+    /* Where the next sweep resumes: group (relative), slot, and slot inside
+     * that cell's map when a MAP cell was left half swept. */
+    uint32_t sweep_kg;
+    uint32_t sweep_slot;
+    uint32_t sweep_inner;
+};
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static inline uint32_t align8(uint32_t n)
+{
+    return (n + 7u) & ~7u;
+}
+
+static int64_t realtime_ms(void *arg)
+{
+    (void)arg;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline int64_t now_ms(const struct sp_state_backend *b)
+{
+    return b->now_ms(b->clock_arg);
+}
+
+/* The clock, read only for states with TTL (others never need it). */
+static inline int64_t ttl_now(const struct sp_state_backend *b, const struct state_desc *st)
+{
+    return st->ttl_ms ? b->now_ms(b->clock_arg) : 0;
+}
+
+/* expire_at for a write at now: saturates rather than wrapping for huge
+ * TTLs; INT64_MAX (never) without TTL. */
+static inline int64_t expiry_of(const struct state_desc *st, int64_t now)
+{
+    if (!st->ttl_ms)
+        return INT64_MAX;
+    return now > INT64_MAX - st->ttl_ms ? INT64_MAX : now + st->ttl_ms;
+}
+
+static inline struct kg_table *kg_of(struct sp_state_backend *b, uint32_t kg)
+{
+    return &b->kgs[kg - b->first_kg];
+}
+
+static inline uint32_t payload_off(const struct cell *c)
+{
+    return align8(c->key_bytes + c->ns_bytes);
+}
+
+static inline unsigned char *payload(struct cell *c)
+{
+    return c->data + payload_off(c);
+}
+
+static inline size_t cell_size(const struct cell *c)
+{
+    return sizeof(*c) + payload_off(c) + c->payload_cap;
+}
+
+static inline struct sp_otable *map_of(struct cell *c)
+{
+    return (struct sp_otable *)(void *)payload(c);
+}
+
+static inline unsigned char *entry_value(struct entry *e)
+{
+    return e->data + align8(e->ukey_bytes);
+}
+
+static inline size_t entry_size(const struct entry *e)
+{
+    return sizeof(*e) + align8(e->ukey_bytes) + e->value_cap;
+}
+
+/* A memmove that takes NULL for 0 bytes and is inline for short values. */
+static inline void copy_bytes(void *dst, const void *src, uint32_t n)
+{
+    sp_bytes_move(dst, src, n);
+}
+
+/*
+ * Validates a ref against the backend and the expected kind (0: any).
+ * -EINVAL for a group out of range, an unknown id, a kind mismatch or a NULL
+ * pointer with a length; -SPATE_ELIMIT for a key or namespace that could
+ * never have been stored.
+ */
+static inline int check_ref(const struct sp_state_backend *b, const struct sp_state_ref *ref,
+                            enum sp_state_kind kind, const struct state_desc **st)
+{
+    if (!b || !ref || ref->key_group < b->first_kg || ref->key_group >= b->end_kg ||
+        ref->state_id >= b->state_count)
+        return -EINVAL;
+    const struct state_desc *d = &b->states[ref->state_id];
+    if (kind && d->kind != kind)
+        return -EINVAL;
+    if ((!ref->key && ref->key_bytes) || (!ref->ns && ref->ns_bytes))
+        return -EINVAL;
+    if (ref->key_bytes > SPATE_STATE_KEY_BYTES_MAX || ref->ns_bytes > SPATE_STATE_KEY_BYTES_MAX)
+        return -SPATE_ELIMIT;
+    *st = d;
+    return 0;
+}
+
+static inline int check_ukey(const void *ukey, uint32_t ukey_bytes)
+{
+    if (!ukey && ukey_bytes)
+        return -EINVAL;
+    return ukey_bytes > SPATE_STATE_KEY_BYTES_MAX ? -SPATE_ELIMIT : 0;
+}
+
+/* ---- cells ----------------------------------------------------------------- */
+
+static inline uint64_t cell_hash(const struct sp_state_ref *ref)
+{
+    uint64_t seed = CELL_SEED_BASE + (uint64_t)ref->state_id * CELL_SEED_STEP;
+    uint64_t h = XXH3_64bits_withSeed(ref->key_bytes ? ref->key : "", ref->key_bytes, seed);
+    /* Chained rather than concatenated, so nothing is copied; the lengths
+     * are compared on a match, so ("ab", "c") and ("a", "bc") never alias. */
+    if (ref->ns_bytes)
+        h = XXH3_64bits_withSeed(ref->ns, ref->ns_bytes, h);
+    return h;
+}
+
+static inline bool cell_matches(const struct cell *c, const struct sp_state_ref *ref)
+{
+    return c->state_id == ref->state_id && c->key_bytes == ref->key_bytes &&
+           c->ns_bytes == ref->ns_bytes && sp_bytes_eq(c->data, ref->key, ref->key_bytes) &&
+           sp_bytes_eq(c->data + c->key_bytes, ref->ns, ref->ns_bytes);
+}
+
+static inline uint32_t cell_find(const struct sp_otable *t, uint64_t h,
+                                 const struct sp_state_ref *ref)
+{
+    if (!t->count)
+        return NOT_FOUND;
+    uint32_t mask = t->cap - 1;
+    for (uint32_t i = (uint32_t)h & mask; t->slots[i].ptr; i = (i + 1) & mask) {
+        if (t->slots[i].hash == h && cell_matches(t->slots[i].ptr, ref))
+            return i;
+    }
+    return NOT_FOUND;
+}
+
+static inline void hint_set(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+{
+    b->hint_kt = kt;
+    b->hint_slot = i;
+    b->hint_cell = kt->t.slots[i].ptr;
+}
+
+/*
+ * Finds ref's cell in group table kt: its slot, or NOT_FOUND. *h receives
+ * the cell hash unless the hint answered (then the cell exists and the
+ * caller needs no hash), so an insert after NOT_FOUND can use it.
+ */
+static inline uint32_t cell_lookup(struct sp_state_backend *b, struct kg_table *kt,
+                                   const struct sp_state_ref *ref, uint64_t *h)
+{
+    uint32_t i = b->hint_slot;
+    if (b->hint_cell && b->hint_kt == kt && i < kt->t.cap && kt->t.slots[i].ptr == b->hint_cell &&
+        cell_matches(b->hint_cell, ref))
+        return i;
+    *h = cell_hash(ref);
+    i = cell_find(&kt->t, *h, ref);
+    if (i != NOT_FOUND)
+        hint_set(b, kt, i);
+    return i;
+}
+
+/* A new cell for ref with room for payload_cap bytes, not yet in a table. */
+static struct cell *cell_new(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                             uint32_t payload_cap, int64_t expire_at_ms)
+{
+    size_t bytes = sizeof(struct cell) + align8(ref->key_bytes + ref->ns_bytes) + payload_cap;
+    struct cell *c = malloc(bytes);
+    if (!c)
+        return NULL;
+    c->expire_at_ms = expire_at_ms;
+    c->state_id = ref->state_id;
+    c->key_bytes = ref->key_bytes;
+    c->ns_bytes = ref->ns_bytes;
+    c->payload_bytes = 0;
+    c->payload_cap = payload_cap;
+    c->elem_count = 0;
+    copy_bytes(c->data, ref->key, ref->key_bytes);
+    copy_bytes(c->data + ref->key_bytes, ref->ns, ref->ns_bytes);
+    b->bytes += bytes;
+    return c;
+}
+
+/*
+ * Reallocates the cell in slot s to hold new_cap payload bytes. *src may
+ * point into the old cell (a value the caller got from this backend and
+ * writes back): it is moved along with the cell, so the copy that follows
+ * still reads live memory. Returns the cell, or NULL (cell unchanged).
+ */
+static struct cell *cell_realloc(struct sp_state_backend *b, struct sp_slot *s, uint32_t new_cap,
+                                 const void **src)
+{
+    struct cell *c = s->ptr;
+    size_t old_bytes = cell_size(c);
+    uintptr_t lo = (uintptr_t)c, at = (uintptr_t)*src;
+    bool inside = at >= lo && at < lo + old_bytes;
+    size_t new_bytes = sizeof(*c) + payload_off(c) + new_cap;
+    bool hinted = b->hint_cell == c;
+    struct cell *n = realloc(c, new_bytes);
+    if (!n)
+        return NULL;
+    if (inside)
+        *src = (const unsigned char *)n + (at - lo);
+    if (hinted)
+        b->hint_cell = n; /* same slot, moved cell */
+    n->payload_cap = new_cap;
+    b->bytes = b->bytes - old_bytes + new_bytes;
+    s->ptr = n;
+    return n;
+}
+
+static void entry_free(struct sp_state_backend *b, struct entry *e)
+{
+    b->bytes -= entry_size(e);
+    free(e);
+}
+
+static void cell_free(struct sp_state_backend *b, struct cell *c)
+{
+    if (b->hint_cell == c)
+        b->hint_cell = NULL;
+    if (b->states[c->state_id].kind == SP_STATE_MAP) {
+        struct sp_otable *m = map_of(c);
+        for (uint32_t i = 0; i < m->cap; i++) {
+            if (m->slots[i].ptr)
+                entry_free(b, m->slots[i].ptr);
+        }
+        sp_otable_fini(m, &b->bytes);
+    }
+    b->bytes -= cell_size(c);
+    free(c);
+}
+
+/* Inserts a cell whose table has room (sp_otable_reserve succeeded); the
+ * next lookup of it hits the hint (a get after a first put, and the
+ * reverse, are the common pattern). */
+static void cell_insert(struct sp_state_backend *b, struct kg_table *kt, uint64_t h,
+                        struct cell *c)
+{
+    uint32_t i = sp_otable_empty_slot(&kt->t, h);
+    sp_otable_insert_at(&kt->t, i, h, c);
+    b->cells++;
+    if (b->states[c->state_id].ttl_ms)
+        kt->ttl_cells++;
+    hint_set(b, kt, i);
+}
+
+/* Removes and frees the cell in slot i; the slot may then hold another
+ * cell shifted back into it (state_int.h, invariant 2). */
+static void cell_remove_at(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+{
+    struct cell *c = kt->t.slots[i].ptr;
+    sp_otable_remove_at(&kt->t, i);
+    b->cells--;
+    if (b->states[c->state_id].ttl_ms)
+        kt->ttl_cells--;
+    cell_free(b, c);
+}
+
+/* Removal outside the sweep: also lets the group's table shrink. */
+static void cell_drop(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+{
+    cell_remove_at(b, kt, i);
+    sp_otable_maybe_shrink(&kt->t, &b->bytes);
+}
+
+/* ---- map entries ------------------------------------------------------------ */
+
+static inline uint64_t entry_hash(const void *ukey, uint32_t ukey_bytes)
+{
+    return XXH3_64bits_withSeed(ukey_bytes ? ukey : "", ukey_bytes, ENTRY_SEED);
+}
+
+static inline uint32_t entry_find(const struct sp_otable *m, uint64_t h, const void *ukey,
+                                  uint32_t ukey_bytes)
+{
+    if (!m->count)
+        return NOT_FOUND;
+    uint32_t mask = m->cap - 1;
+    for (uint32_t i = (uint32_t)h & mask; m->slots[i].ptr; i = (i + 1) & mask) {
+        const struct entry *e = m->slots[i].ptr;
+        if (m->slots[i].hash == h && e->ukey_bytes == ukey_bytes &&
+            sp_bytes_eq(e->data, ukey, ukey_bytes))
+            return i;
+    }
+    return NOT_FOUND;
+}
+
+static struct entry *entry_new(struct sp_state_backend *b, const void *ukey, uint32_t ukey_bytes,
+                               const void *value, uint32_t value_bytes, int64_t expire_at_ms)
+{
+    size_t bytes = sizeof(struct entry) + align8(ukey_bytes) + value_bytes;
+    struct entry *e = malloc(bytes);
+    if (!e)
+        return NULL;
+    e->expire_at_ms = expire_at_ms;
+    e->ukey_bytes = ukey_bytes;
+    e->value_bytes = value_bytes;
+    e->value_cap = value_bytes;
+    e->unused = 0;
+    copy_bytes(e->data, ukey, ukey_bytes);
+    copy_bytes(entry_value(e), value, value_bytes);
+    b->bytes += bytes;
+    return e;
+}
+
+static void entry_remove_at(struct sp_state_backend *b, struct sp_otable *m, uint32_t i)
+{
+    struct entry *e = m->slots[i].ptr;
+    sp_otable_remove_at(m, i);
+    entry_free(b, e);
+}
+
+/* Overwrites an entry's value, in place when it fits (see value_put). */
+static int entry_set(struct sp_state_backend *b, struct sp_slot *s, const void *value,
+                     uint32_t bytes, int64_t expire_at_ms)
+{
+    struct entry *e = s->ptr;
+    if (bytes > e->value_cap) {
+        size_t old_bytes = entry_size(e);
+        uintptr_t lo = (uintptr_t)e, at = (uintptr_t)value;
+        bool inside = at >= lo && at < lo + old_bytes;
+        size_t new_bytes = sizeof(*e) + align8(e->ukey_bytes) + bytes;
+        struct entry *n = realloc(e, new_bytes);
+        if (!n)
+            return -ENOMEM;
+        if (inside)
+            value = (const unsigned char *)n + (at - lo);
+        n->value_cap = bytes;
+        b->bytes = b->bytes - old_bytes + new_bytes;
+        s->ptr = e = n;
+    }
+    copy_bytes(entry_value(e), value, bytes);
+    e->value_bytes = bytes;
+    e->expire_at_ms = expire_at_ms;
+    return 0;
+}
+
+/*
+ * Reclaims expired entries of map m from slot *pos on, examining at most
+ * budget - *work slots (each adds 1 to *work). A removal re-examines its
+ * slot, which then holds the next member of the run, if any. Returns how
+ * many entries were reclaimed; *pos == m->cap means the map is done.
+ */
+static uint32_t map_sweep(struct sp_state_backend *b, struct sp_otable *m, int64_t now,
+                          uint32_t *pos, uint32_t *work, uint32_t budget)
+{
+    uint32_t reclaimed = 0;
+    while (*pos < m->cap && *work < budget) {
+        if (!m->count) {
+            *pos = m->cap;
+            break;
+        }
+        struct sp_slot *s = &m->slots[*pos];
+        (*work)++;
+        if (s->ptr && now >= ((struct entry *)s->ptr)->expire_at_ms) {
+            entry_remove_at(b, m, *pos);
+            reclaimed++;
+        } else {
+            (*pos)++;
+        }
+    }
+    return reclaimed;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
+
+int sp_state_memory_create(uint32_t first_kg, uint32_t end_kg, uint32_t max_parallelism,
+                           struct sp_state_backend **out)
+{
+    if (!out || max_parallelism == 0 || max_parallelism > SPATE_MAX_PARALLELISM_MAX ||
+        first_kg >= end_kg || end_kg > max_parallelism)
+        return -EINVAL;
+    struct sp_state_backend *b = calloc(1, sizeof(*b));
+    if (!b)
+        return -ENOMEM;
+    /* Group tables start without slots: a group allocates on its first cell. */
+    b->kgs = calloc(end_kg - first_kg, sizeof(*b->kgs));
+    if (!b->kgs) {
+        free(b);
+        return -ENOMEM;
+    }
+    b->first_kg = first_kg;
+    b->end_kg = end_kg;
+    b->max_parallelism = max_parallelism;
+    b->now_ms = realtime_ms;
+    *out = b;
+    return 0;
+}
+
+void sp_state_destroy(struct sp_state_backend *b)
+{
+    if (!b)
+        return;
+    for (uint32_t g = 0; g < b->end_kg - b->first_kg; g++) {
+        struct sp_otable *t = &b->kgs[g].t;
+        for (uint32_t i = 0; i < t->cap; i++) {
+            if (t->slots[i].ptr)
+                cell_free(b, t->slots[i].ptr);
+        }
+        sp_otable_fini(t, &b->bytes);
+    }
+    free(b->kgs);
+    for (uint32_t i = 0; i < b->state_count; i++)
+        free(b->states[i].name);
+    free(b->states);
+    free(b);
+}
+
+int sp_state_register(struct sp_state_backend *b, const char *name, enum sp_state_kind kind,
+                      int64_t ttl_ms, uint32_t *state_id)
+{
+    if (!b || !name || !name[0] || !state_id || ttl_ms < 0 ||
+        (kind != SP_STATE_VALUE && kind != SP_STATE_LIST && kind != SP_STATE_MAP))
+        return -EINVAL;
+    size_t len = strnlen(name, SPATE_STATE_NAME_MAX);
+    if (len >= SPATE_STATE_NAME_MAX)
+        return -SPATE_ELIMIT;
+    /* Registration happens at operator start, so a linear scan is fine. */
+    for (uint32_t i = 0; i < b->state_count; i++) {
+        if (strcmp(b->states[i].name, name) == 0) {
+            if (b->states[i].kind != kind || b->states[i].ttl_ms != ttl_ms)
+                return -EINVAL;
+            *state_id = i;
+            return 0;
+        }
+    }
+    if (b->state_count >= SPATE_STATES_MAX)
+        return -SPATE_ELIMIT;
+    if (b->state_count == b->state_cap) {
+        uint32_t cap = b->state_cap ? b->state_cap * 2 : 8;
+        struct state_desc *s = realloc(b->states, cap * sizeof(*s));
+        if (!s)
+            return -ENOMEM;
+        b->states = s;
+        b->state_cap = cap;
+    }
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return -ENOMEM;
+    memcpy(copy, name, len + 1);
+    b->states[b->state_count] = (struct state_desc){copy, kind, ttl_ms};
+    if (ttl_ms)
+        b->any_ttl = true;
+    *state_id = b->state_count++;
+    return 0;
+}
+
+void sp_state_set_clock(struct sp_state_backend *b, int64_t (*now_fn)(void *arg), void *arg)
+{
+    b->now_ms = now_fn ? now_fn : realtime_ms;
+    b->clock_arg = now_fn ? arg : NULL;
+}
+
+/* ---- VALUE --------------------------------------------------------------- */
+
+int sp_state_value_get(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                       const void **value, uint32_t *bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_VALUE, &st);
+    if (rc)
+        return rc;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h;
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    if (i == NOT_FOUND)
+        return 0;
+    struct cell *c = kt->t.slots[i].ptr;
+    if (st->ttl_ms && now_ms(b) >= c->expire_at_ms) {
+        cell_drop(b, kt, i);
+        return 0;
+    }
+    if (value)
+        *value = payload(c);
+    if (bytes)
+        *bytes = c->payload_bytes;
+    return 1;
+}
+
+/*
+ * Returns 0. The common case (a counter, an accumulator of fixed size) finds
+ * the cell and overwrites its bytes in place: no allocation. A larger value
+ * reallocates the cell; a much smaller one gives the slack back.
+ */
+int sp_state_value_put(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                       const void *value, uint32_t bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_VALUE, &st);
+    if (rc)
+        return rc;
+    if (!value && bytes)
+        return -EINVAL;
+    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
+        return -SPATE_ELIMIT;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h = 0;
+    int64_t expire_at_ms = expiry_of(st, ttl_now(b, st));
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    if (i != NOT_FOUND) {
+        struct sp_slot *s = &kt->t.slots[i];
+        struct cell *c = s->ptr;
+        if (bytes <= c->payload_cap) {
+            /* memmove: value may be this cell's own bytes. */
+            copy_bytes(payload(c), value, bytes);
+            c->payload_bytes = bytes;
+            c->expire_at_ms = expire_at_ms;
+            /* Much smaller: shrink (after the copy, so the source is read
+             * first). A failed shrink keeps the larger cell. */
+            if (c->payload_cap > 2 * bytes + 64) {
+                const void *none = NULL;
+                (void)cell_realloc(b, s, bytes, &none);
+            }
+            return 0;
+        }
+        c = cell_realloc(b, s, bytes, &value);
+        if (!c)
+            return -ENOMEM;
+        copy_bytes(payload(c), value, bytes);
+        c->payload_bytes = bytes;
+        c->expire_at_ms = expire_at_ms;
+        return 0;
+    }
+    rc = sp_otable_reserve(&kt->t, &b->bytes);
+    if (rc)
+        return rc;
+    struct cell *c = cell_new(b, ref, bytes, expire_at_ms);
+    if (!c)
+        return -ENOMEM;
+    copy_bytes(payload(c), value, bytes);
+    c->payload_bytes = bytes;
+    cell_insert(b, kt, h, c);
+    return 0;
+}
+
+/* ---- LIST ---------------------------------------------------------------- */
+
+/* A list is a run of records: a 4-byte length (host order, unaligned) and
+ * the element's bytes. Elements are not aligned. */
+#define LIST_RECORD_HEADER 4u
+
+/* Returns 0. */
+int sp_state_list_append(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                         const void *elem, uint32_t bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_LIST, &st);
+    if (rc)
+        return rc;
+    if (!elem && bytes)
+        return -EINVAL;
+    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
+        return -SPATE_ELIMIT;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h = 0;
+    int64_t now = ttl_now(b, st);
+    int64_t expire_at_ms = expiry_of(st, now);
+    uint32_t record = LIST_RECORD_HEADER + bytes;
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    struct cell *c;
+    if (i != NOT_FOUND) {
+        c = kt->t.slots[i].ptr;
+        /* Appending to an expired list starts a new one: the old elements
+         * must not come back to life with the refreshed expiry. */
+        if (st->ttl_ms && now >= c->expire_at_ms) {
+            c->payload_bytes = 0;
+            c->elem_count = 0;
+        }
+        uint64_t need = (uint64_t)c->payload_bytes + record;
+        if (need > SPATE_STATE_LIST_BYTES_MAX)
+            return -SPATE_ELIMIT;
+        if (need > c->payload_cap) {
+            /* Doubling keeps appends amortised O(1). */
+            uint64_t cap = (uint64_t)c->payload_cap * 2;
+            if (cap < need)
+                cap = need;
+            if (cap > SPATE_STATE_LIST_BYTES_MAX)
+                cap = SPATE_STATE_LIST_BYTES_MAX;
+            c = cell_realloc(b, &kt->t.slots[i], (uint32_t)cap, &elem);
+            if (!c)
+                return -ENOMEM;
+        }
+    } else {
+        rc = sp_otable_reserve(&kt->t, &b->bytes);
+        if (rc)
+            return rc;
+        /* Exact fit: many lists (one per key and window) hold one element. */
+        c = cell_new(b, ref, record, expire_at_ms);
+        if (!c)
+            return -ENOMEM;
+        cell_insert(b, kt, h, c);
+    }
+    unsigned char *p = payload(c) + c->payload_bytes;
+    memcpy(p, &bytes, LIST_RECORD_HEADER);
+    copy_bytes(p + LIST_RECORD_HEADER, elem, bytes);
+    c->payload_bytes += record;
+    c->elem_count++;
+    c->expire_at_ms = expire_at_ms;
+    return 0;
+}
+
+static int list_visit(struct cell *c, sp_state_list_fn fn, void *arg)
+{
+    const unsigned char *p = payload(c);
+    for (uint32_t off = 0; off < c->payload_bytes;) {
+        uint32_t len;
+        memcpy(&len, p + off, LIST_RECORD_HEADER);
+        int rc = fn(p + off + LIST_RECORD_HEADER, len, arg);
+        if (rc)
+            return rc;
+        off += LIST_RECORD_HEADER + len;
+    }
+    return 0;
+}
+
+/* fn must not call a mutating function of this backend. */
+int sp_state_list_iterate(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                          sp_state_list_fn fn, void *arg)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_LIST, &st);
+    if (rc)
+        return rc;
+    if (!fn)
+        return -EINVAL;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h;
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    if (i == NOT_FOUND)
+        return 0;
+    struct cell *c = kt->t.slots[i].ptr;
+    if (st->ttl_ms && now_ms(b) >= c->expire_at_ms) {
+        cell_drop(b, kt, i);
+        return 0;
+    }
+    return list_visit(c, fn, arg);
+}
+
+/* ---- MAP ----------------------------------------------------------------- */
+
+/* Finds the MAP cell of ref: its slot index in kt, or NOT_FOUND. */
+static inline uint32_t map_cell_find(struct sp_state_backend *b, struct kg_table *kt,
+                                     const struct sp_state_ref *ref)
+{
+    uint64_t h;
+    return cell_lookup(b, kt, ref, &h);
+}
+
+/* After entries left map cell i: drops the cell when it is empty
+ * (invariant 2), else lets its map shrink. */
+static void map_settle(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+{
+    struct cell *c = kt->t.slots[i].ptr;
+    struct sp_otable *m = map_of(c);
+    if (m->count == 0)
+        cell_drop(b, kt, i);
+    else
+        sp_otable_maybe_shrink(m, &b->bytes);
+}
+
+int sp_state_map_get(struct sp_state_backend *b, const struct sp_state_ref *ref, const void *ukey,
+                     uint32_t ukey_bytes, const void **value, uint32_t *bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
+    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
+        return rc;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint32_t i = map_cell_find(b, kt, ref);
+    if (i == NOT_FOUND)
+        return 0;
+    struct sp_otable *m = map_of(kt->t.slots[i].ptr);
+    uint32_t j = entry_find(m, entry_hash(ukey, ukey_bytes), ukey, ukey_bytes);
+    if (j == NOT_FOUND)
+        return 0;
+    struct entry *e = m->slots[j].ptr;
+    if (st->ttl_ms && now_ms(b) >= e->expire_at_ms) {
+        entry_remove_at(b, m, j);
+        map_settle(b, kt, i);
+        return 0;
+    }
+    if (value)
+        *value = entry_value(e);
+    if (bytes)
+        *bytes = e->value_bytes;
+    return 1;
+}
+
+/* Returns 0. */
+int sp_state_map_put(struct sp_state_backend *b, const struct sp_state_ref *ref, const void *ukey,
+                     uint32_t ukey_bytes, const void *value, uint32_t bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
+    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
+        return rc;
+    if (!value && bytes)
+        return -EINVAL;
+    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
+        return -SPATE_ELIMIT;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h = 0;
+    uint64_t eh = entry_hash(ukey, ukey_bytes);
+    int64_t expire_at_ms = expiry_of(st, ttl_now(b, st));
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    if (i != NOT_FOUND) {
+        struct sp_otable *m = map_of(kt->t.slots[i].ptr);
+        uint32_t j = entry_find(m, eh, ukey, ukey_bytes);
+        if (j != NOT_FOUND)
+            return entry_set(b, &m->slots[j], value, bytes, expire_at_ms);
+        rc = sp_otable_reserve(m, &b->bytes);
+        if (rc)
+            return rc;
+        struct entry *e = entry_new(b, ukey, ukey_bytes, value, bytes, expire_at_ms);
+        if (!e)
+            return -ENOMEM;
+        sp_otable_insert_at(m, sp_otable_empty_slot(m, eh), eh, e);
+        return 0;
+    }
+    /* A new cell: build entry, cell and map before linking anything, so a
+     * failure leaves no empty map behind (invariant 2). */
+    rc = sp_otable_reserve(&kt->t, &b->bytes);
+    if (rc)
+        return rc;
+    struct entry *e = entry_new(b, ukey, ukey_bytes, value, bytes, expire_at_ms);
+    if (!e)
+        return -ENOMEM;
+    struct cell *c = cell_new(b, ref, sizeof(struct sp_otable), INT64_MAX);
+    if (!c) {
+        entry_free(b, e);
+        return -ENOMEM;
+    }
+    c->payload_bytes = sizeof(struct sp_otable);
+    struct sp_otable *m = map_of(c);
+    *m = (struct sp_otable){0};
+    rc = sp_otable_reserve(m, &b->bytes);
+    if (rc) {
+        entry_free(b, e);
+        b->bytes -= cell_size(c);
+        free(c);
+        return rc;
+    }
+    sp_otable_insert_at(m, sp_otable_empty_slot(m, eh), eh, e);
+    cell_insert(b, kt, h, c);
+    return 0;
+}
+
+int sp_state_map_remove(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                        const void *ukey, uint32_t ukey_bytes)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
+    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
+        return rc;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint32_t i = map_cell_find(b, kt, ref);
+    if (i == NOT_FOUND)
+        return 0;
+    struct sp_otable *m = map_of(kt->t.slots[i].ptr);
+    uint32_t j = entry_find(m, entry_hash(ukey, ukey_bytes), ukey, ukey_bytes);
+    if (j == NOT_FOUND)
+        return 0;
+    /* An expired entry was already absent to every reader. */
+    bool live = !st->ttl_ms || now_ms(b) < ((struct entry *)m->slots[j].ptr)->expire_at_ms;
+    entry_remove_at(b, m, j);
+    map_settle(b, kt, i);
+    return live ? 1 : 0;
+}
+
+/* fn must not call a mutating function of this backend. Expired entries
+ * are reclaimed first, so fn sees live ones only. */
+int sp_state_map_iterate(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                         sp_state_map_fn fn, void *arg)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
+    if (rc)
+        return rc;
+    if (!fn)
+        return -EINVAL;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint32_t i = map_cell_find(b, kt, ref);
+    if (i == NOT_FOUND)
+        return 0;
+    struct sp_otable *m = map_of(kt->t.slots[i].ptr);
+    if (st->ttl_ms) {
+        uint32_t pos = 0, work = 0;
+        if (map_sweep(b, m, now_ms(b), &pos, &work, UINT32_MAX)) {
+            if (m->count == 0) {
+                cell_drop(b, kt, i);
+                return 0;
+            }
+            sp_otable_maybe_shrink(m, &b->bytes);
+        }
+    }
+    for (uint32_t j = 0; j < m->cap; j++) {
+        struct entry *e = m->slots[j].ptr;
+        if (!e)
+            continue;
+        rc = fn(e->data, e->ukey_bytes, entry_value(e), e->value_bytes, arg);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- any kind ------------------------------------------------------------ */
+
+/* True when cell c of state st holds anything a reader could see at now. */
+static bool cell_live(struct cell *c, const struct state_desc *st, int64_t now)
+{
+    if (!st->ttl_ms)
+        return true;
+    if (st->kind != SP_STATE_MAP)
+        return now < c->expire_at_ms;
+    struct sp_otable *m = map_of(c);
+    for (uint32_t j = 0; j < m->cap; j++) {
+        struct entry *e = m->slots[j].ptr;
+        if (e && now < e->expire_at_ms)
+            return true;
+    }
+    return false;
+}
+
+int sp_state_clear(struct sp_state_backend *b, const struct sp_state_ref *ref)
+{
+    const struct state_desc *st;
+    int rc = check_ref(b, ref, 0, &st);
+    if (rc)
+        return rc;
+    struct kg_table *kt = kg_of(b, ref->key_group);
+    uint64_t h;
+    uint32_t i = cell_lookup(b, kt, ref, &h);
+    if (i == NOT_FOUND)
+        return 0;
+    /* Clearing an expired cell reclaims it but reports "absent", as a read
+     * would have. */
+    bool live = cell_live(kt->t.slots[i].ptr, st, ttl_now(b, st));
+    cell_drop(b, kt, i);
+    return live ? 1 : 0;
+}
+
+/*
+ * The budget counts slots examined, in group tables and in maps: each holds
+ * at most one cell or entry, so at most `budget` are visited, and a sweep
+ * over sparse tables is bounded too. Moving on to the next key group costs
+ * one unit, and one lap over all groups ends a call early. A removal
+ * re-examines its slot (state_int.h, sp_otable_remove_at), so one lap sees
+ * every cell that was there when it started, unless reads in between moved
+ * one behind the cursor; the next lap then gets it. Tables shrink only when
+ * the sweep leaves a group, so slot positions hold still during a pass.
+ */
+int sp_state_sweep(struct sp_state_backend *b, uint32_t budget)
+{
+    if (!b || !b->any_ttl || budget == 0)
+        return 0;
+    if (budget > INT_MAX)
+        budget = INT_MAX; /* the count of reclaimed entries must fit the int */
+    int64_t now = now_ms(b);
+    uint32_t groups = b->end_kg - b->first_kg;
+    uint32_t work = 0, group_steps = 0;
+    int reclaimed = 0;
+    while (work < budget) {
+        struct kg_table *kt = &b->kgs[b->sweep_kg];
+        if (kt->ttl_cells == 0 || b->sweep_slot >= kt->t.cap) {
+            sp_otable_maybe_shrink(&kt->t, &b->bytes);
+            b->sweep_kg = (b->sweep_kg + 1) % groups;
+            b->sweep_slot = 0;
+            b->sweep_inner = 0;
+            work++;
+            if (++group_steps > groups)
+                break;
+            continue;
+        }
+        uint32_t i = b->sweep_slot;
+        struct cell *c = kt->t.slots[i].ptr;
+        work++;
+        if (!c || !b->states[c->state_id].ttl_ms) {
+            b->sweep_slot++;
+            continue;
+        }
+        if (b->states[c->state_id].kind == SP_STATE_MAP) {
+            struct sp_otable *m = map_of(c);
+            reclaimed += (int)map_sweep(b, m, now, &b->sweep_inner, &work, budget);
+            if (b->sweep_inner < m->cap)
+                break; /* budget spent inside this map: resume here */
+            b->sweep_inner = 0;
+            if (m->count == 0) {
+                cell_remove_at(b, kt, i); /* its entries were counted */
+            } else {
+                sp_otable_maybe_shrink(m, &b->bytes);
+                b->sweep_slot++;
+            }
+            continue;
+        }
+        if (now >= c->expire_at_ms) {
+            cell_remove_at(b, kt, i);
+            reclaimed++;
+        } else {
+            b->sweep_slot++;
+        }
+    }
+    return reclaimed;
+}
+
+uint64_t sp_state_cell_count(const struct sp_state_backend *b)
+{
+    return b->cells;
+}
+
+uint64_t sp_state_bytes(const struct sp_state_backend *b)
+{
+    return b->bytes;
+}
+
+/* fn must not call a mutating function of this backend. Expired cells and
+ * entries are skipped, not reclaimed: visiting does not mutate. */
+int sp_state_iterate_key_group(struct sp_state_backend *b, uint32_t kg, sp_state_cell_fn fn,
+                               void *arg)
+{
+    if (!b || !fn || kg < b->first_kg || kg >= b->end_kg)
+        return -EINVAL;
+    struct kg_table *kt = kg_of(b, kg);
+    int64_t now = kt->ttl_cells ? now_ms(b) : 0;
+    for (uint32_t i = 0; i < kt->t.cap; i++) {
+        struct cell *c = kt->t.slots[i].ptr;
+        if (!c)
+            continue;
+        const struct state_desc *st = &b->states[c->state_id];
+        struct sp_state_ref ref = {
+            .state_id = c->state_id,
+            .key_group = kg,
+            .key = c->data,
+            .key_bytes = c->key_bytes,
+            .ns = c->data + c->key_bytes,
+            .ns_bytes = c->ns_bytes,
+        };
+        int rc = 0;
+        if (st->kind == SP_STATE_MAP) {
+            struct sp_otable *m = map_of(c);
+            for (uint32_t j = 0; j < m->cap && !rc; j++) {
+                struct entry *e = m->slots[j].ptr;
+                if (e && (!st->ttl_ms || now < e->expire_at_ms))
+                    rc = fn(&ref, SP_STATE_MAP, e->data, e->ukey_bytes, entry_value(e),
+                            e->value_bytes, arg);
+            }
+        } else if (st->ttl_ms && now >= c->expire_at_ms) {
+            continue;
+        } else if (st->kind == SP_STATE_VALUE) {
+            rc = fn(&ref, SP_STATE_VALUE, NULL, 0, payload(c), c->payload_bytes, arg);
+        } else {
+            const unsigned char *p = payload(c);
+            for (uint32_t off = 0; off < c->payload_bytes && !rc;) {
+                uint32_t len;
+                memcpy(&len, p + off, LIST_RECORD_HEADER);
+                rc = fn(&ref, SP_STATE_LIST, NULL, 0, p + off + LIST_RECORD_HEADER, len, arg);
+                off += LIST_RECORD_HEADER + len;
+            }
+        }
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
