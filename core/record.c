@@ -90,3 +90,40 @@ int sp_record_copy(const struct spate_schema *s, void *dst, const void *src, str
     }
     return 0;
 }
+
+uint32_t sp_record_serialize(const struct spate_schema *s, const void *rec, void *blob,
+                             uint32_t cap)
+{
+    uint32_t rb = spate_schema_record_bytes(s);
+    uint32_t need = rb + sp_record_var_bytes(s, rec);
+    if (need > cap)
+        return need;
+    /* Copy into the blob with the tail as the arena, then store each
+     * string's offset (from the blob start) in place of its pointer, so
+     * the blob can move (state backends copy it). */
+    struct sp_arena a = {.base = (char *)blob + rb, .used_bytes = 0, .capacity_bytes = cap - rb};
+    if (sp_record_copy(s, blob, rec, &a) < 0)
+        return UINT32_MAX;
+    for (uint32_t i = 0; i < spate_schema_field_count(s); i++) {
+        const struct spate_field *f = spate_schema_field(s, i);
+        if (f->type != SPATE_TYPE_STRING)
+            continue;
+        struct spate_str *str = (struct spate_str *)((char *)blob + f->offset);
+        str->ptr = str->len ? (const char *)(uintptr_t)(str->ptr - (const char *)blob) : NULL;
+    }
+    return need;
+}
+
+void sp_record_view(const struct spate_schema *s, const void *blob, void *rec)
+{
+    uint32_t rb = spate_schema_record_bytes(s);
+    memcpy(rec, blob, rb);
+    for (uint32_t i = 0; i < spate_schema_field_count(s); i++) {
+        const struct spate_field *f = spate_schema_field(s, i);
+        if (f->type != SPATE_TYPE_STRING)
+            continue;
+        struct spate_str *str = (struct spate_str *)((char *)rec + f->offset);
+        if (str->len)
+            str->ptr = (const char *)blob + (uintptr_t)str->ptr;
+    }
+}

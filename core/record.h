@@ -41,6 +41,18 @@ uint32_t sp_record_var_bytes(const struct spate_schema *s, const void *rec);
  */
 int sp_record_copy(const struct spate_schema *s, void *dst, const void *src, struct sp_arena *arena);
 
+/*
+ * A record as one self-contained blob (for keyed state: windows and joins
+ * keep records): the fixed part followed by its strings. Returns the blob's
+ * size (snprintf-style: may exceed cap, then nothing useful was written).
+ */
+uint32_t sp_record_serialize(const struct spate_schema *s, const void *rec, void *blob,
+                             uint32_t cap);
+
+/* Makes `rec` (record_bytes) a view of a blob written by sp_record_serialize:
+ * STRING fields point into the blob, which must outlive the view. */
+void sp_record_view(const struct spate_schema *s, const void *blob, void *rec);
+
 #ifdef __cplusplus
 }
 #endif

@@ -44,6 +44,7 @@
 #include "core/log.h"
 #include "io/format.h"
 #include "operators/job_int.h"
+#include "operators/keyed_op.h"
 
 #define PENDQ_MAX 64
 #define RECV_BURST 8
@@ -112,6 +113,8 @@ struct op {
     struct peer_in *peers;    /* [n] receiver side */
     uint32_t stride;          /* record slot bytes in batches */
     uint32_t records_cap;     /* bytes of a batch used for record slots */
+    /* NODE_KEYED: the operator's own per-shard memory. */
+    void *impl;
     /* Sinks. */
     char *out_buf;
     size_t out_len;
@@ -192,6 +195,7 @@ struct exec {
 };
 
 static int op_emit(struct op *op, const void *rec, int64_t ts);
+static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts);
 static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idle);
 static int op_end(struct task_state *ts, struct op *op);
 
@@ -433,7 +437,7 @@ static int stdout_push(struct op *op, const void *rec)
 
 /* ---- operators: records ---------------------------------------------------- */
 
-static int op_push(struct op *op, const void *rec, int64_t ts)
+static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
     /* Not `= {...}`: that would zero key_buf (256 bytes) on every record. */
@@ -461,6 +465,10 @@ static int op_push(struct op *op, const void *rec, int64_t ts)
         ctx_set_key(&c, n->key_source, rec);
         rc = n->u.process.fns.process(&c, rec, n->arg);
         return rc < 0 ? fail(op->se, rc, n->name) : 0;
+    case NODE_KEYED:
+        ctx_set_key(&c, n->key_sources[input], rec);
+        rc = n->vt->push(&c, input, rec);
+        return rc < 0 ? fail(op->se, rc, n->name) : 0;
     case NODE_SIDE:
         return op_emit(op, rec, ts);
     case NODE_SINK_COLLECT:
@@ -477,7 +485,7 @@ static int op_emit(struct op *op, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
     for (uint32_t i = 0; i < n->n_consumers; i++) {
-        int rc = op_push(&op->se->ops[n->consumers[i]->id], rec, ts);
+        int rc = op_push(&op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i], rec, ts);
         if (rc < 0)
             return rc;
     }
@@ -514,7 +522,13 @@ static int fire_one_timer(struct op *op, enum sp_time_domain d, int64_t until)
     c.key_bytes = t.key_bytes;
     memcpy(c.key_buf, t.key, t.key_bytes);
     c.key = c.key_buf;
-    if (op->node->u.process.fns.on_timer) {
+    if (op->node->kind == NODE_KEYED) {
+        rc = op->node->vt->on_timer(
+            &c, t.time_ms, d == SP_TIME_EVENT ? SPATE_EVENT_TIME : SPATE_PROCESSING_TIME, t.ns,
+            t.ns_bytes);
+        if (rc < 0)
+            return fail(op->se, rc, op->node->name);
+    } else if (op->node->u.process.fns.on_timer) {
         rc = op->node->u.process.fns.on_timer(
             &c, t.time_ms, d == SP_TIME_EVENT ? SPATE_EVENT_TIME : SPATE_PROCESSING_TIME,
             op->node->arg);
@@ -551,7 +565,7 @@ static int feed_watermark(struct task_state *ts, struct op *c, uint32_t idx, int
 static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idle)
 {
     struct node *n = op->node;
-    if (n->kind == NODE_PROCESS && !idle) {
+    if ((n->kind == NODE_PROCESS || n->kind == NODE_KEYED) && !idle) {
         for (;;) {
             /* Stop between timers when blocked or out of quota: a final
              * watermark can fire millions of them. */
@@ -644,6 +658,59 @@ static int receiver_end(struct task_state *ts, struct op *kb)
     return 0;
 }
 
+/* ---- services for keyed operators (keyed_op.h) ------------------------------ */
+
+const void *sp_op_config(const struct op *op) { return op->node->cfg; }
+void *sp_op_arg(const struct op *op) { return op->node->arg; }
+void **sp_op_impl(struct op *op) { return &op->impl; }
+struct sp_shard *sp_op_shard(const struct op *op) { return op->se->shard; }
+struct op *sp_ctx_op(const struct spate_ctx *c) { return c->op; }
+struct sp_state_backend *sp_ctx_backend(const struct spate_ctx *c) { return c->op->se->state; }
+
+int sp_ctx_state_ref(const struct spate_ctx *c, int state, const void *ns, uint32_t ns_bytes,
+                     struct sp_state_ref *out)
+{
+    struct node *n = c->op->node;
+    if (!c->key || state < 0 || (uint32_t)state >= n->n_states)
+        return -EINVAL;
+    *out = (struct sp_state_ref){.state_id = c->op->state_ids[state],
+                                 .key_group = c->key_group,
+                                 .key = c->key,
+                                 .key_bytes = c->key_bytes,
+                                 .ns = ns,
+                                 .ns_bytes = ns_bytes};
+    return 0;
+}
+
+static int ctx_timer(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                     const void *ns, uint32_t ns_bytes, bool add)
+{
+    if (!c->key || !c->op->timers)
+        return -EINVAL;
+    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
+                                                                     : SP_TIME_PROCESSING,
+                               .time_ms = time_ms,
+                               .key_group = c->key_group,
+                               .key = c->key,
+                               .key_bytes = c->key_bytes,
+                               .ns = ns,
+                               .ns_bytes = ns_bytes};
+    int rc = add ? sp_timers_register(c->op->timers, &t) : sp_timers_delete(c->op->timers, &t);
+    return rc < 0 ? rc : 0;
+}
+
+int sp_ctx_timer_register(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                          const void *ns, uint32_t ns_bytes)
+{
+    return ctx_timer(c, domain, time_ms, ns, ns_bytes, true);
+}
+
+int sp_ctx_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                        const void *ns, uint32_t ns_bytes)
+{
+    return ctx_timer(c, domain, time_ms, ns, ns_bytes, false);
+}
+
 /* ---- context API ------------------------------------------------------------- */
 
 int64_t spate_ctx_timestamp(const struct spate_ctx *c) { return c->ts; }
@@ -685,15 +752,10 @@ int spate_emit_side(struct spate_ctx *c, uint32_t tag, const void *rec)
 static int state_ref(struct spate_ctx *c, int state, struct sp_state_ref *ref,
                      const struct state_decl **decl)
 {
-    struct node *n = c->op->node;
-    if (!c->key || state < 0 || (uint32_t)state >= n->n_states)
-        return -EINVAL;
-    *decl = &n->states[state];
-    *ref = (struct sp_state_ref){.state_id = c->op->state_ids[state],
-                                 .key_group = c->key_group,
-                                 .key = c->key,
-                                 .key_bytes = c->key_bytes};
-    return 0;
+    int rc = sp_ctx_state_ref(c, state, NULL, 0, ref);
+    if (rc == 0)
+        *decl = &c->op->node->states[state];
+    return rc;
 }
 
 bool spate_value_get(struct spate_ctx *c, int state, void *out)
@@ -845,30 +907,12 @@ int spate_reducing_add(struct spate_ctx *c, int state, const void *value)
 
 int spate_timer_register(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms)
 {
-    if (!c->key || !c->op->timers)
-        return -EINVAL;
-    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
-                                                                     : SP_TIME_PROCESSING,
-                               .time_ms = time_ms,
-                               .key_group = c->key_group,
-                               .key = c->key,
-                               .key_bytes = c->key_bytes};
-    int rc = sp_timers_register(c->op->timers, &t);
-    return rc < 0 ? rc : 0;
+    return ctx_timer(c, domain, time_ms, NULL, 0, true);
 }
 
 int spate_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms)
 {
-    if (!c->key || !c->op->timers)
-        return -EINVAL;
-    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
-                                                                     : SP_TIME_PROCESSING,
-                               .time_ms = time_ms,
-                               .key_group = c->key_group,
-                               .key = c->key,
-                               .key_bytes = c->key_bytes};
-    int rc = sp_timers_delete(c->op->timers, &t);
-    return rc < 0 ? rc : 0;
+    return ctx_timer(c, domain, time_ms, NULL, 0, false);
 }
 
 uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n)
@@ -1237,7 +1281,7 @@ static void reach(struct task_state *ts, struct node *n, bool *seen)
             ts->senders[ts->n_senders++] = o;
             continue;
         }
-        if (c->kind == NODE_PROCESS)
+        if (c->kind == NODE_PROCESS || c->kind == NODE_KEYED)
             ts->keyed[ts->n_keyed++] = o;
         reach(ts, c, seen);
     }
@@ -1273,7 +1317,7 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
         if (op->stride > op->records_cap)
             return -SPATE_ELIMIT;
     }
-    if (n->kind == NODE_PROCESS) {
+    if (n->kind == NODE_PROCESS || n->kind == NODE_KEYED) {
         int rc = sp_timers_create(se->kg_first, se->kg_end, &op->timers);
         if (rc < 0)
             return rc;
@@ -1299,6 +1343,8 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
         if (!op->out_buf)
             return -ENOMEM;
     }
+    if (n->kind == NODE_KEYED && n->vt->init)
+        return n->vt->init(op);
     return 0;
 }
 
@@ -1442,6 +1488,8 @@ static void shard_stop(struct sp_shard *s, void *arg)
         return;
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *o = &se->ops[k];
+        if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
+            o->node->vt->fini(o);
         if (o->timers)
             sp_timers_destroy(o->timers);
         for (uint32_t p = 0; o->snd.cur && p < x->n; p++)

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "operators/job_int.h"
+#include "operators/keyed_op.h"
 
 void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
 {
@@ -44,8 +45,10 @@ void spate_job_destroy(struct spate_job *job)
         return;
     for (uint32_t i = 0; i < job->n_collectors; i++)
         sp_collector_free(job->collectors[i]);
-    for (uint32_t i = 0; i < job->n_nodes; i++)
+    for (uint32_t i = 0; i < job->n_nodes; i++) {
+        free(job->nodes[i]->cfg);
         free(job->nodes[i]);
+    }
     free(job);
 }
 
@@ -277,8 +280,9 @@ struct spate_stream *spate_side_output(struct spate_job *job, struct spate_strea
 {
     NEED(job, of);
     struct node *parent = of->node;
-    if (parent->kind != NODE_PROCESS)
-        return sp_job_fail(job, -EINVAL, "side output '%s': only process functions have them",
+    if (parent->kind != NODE_PROCESS && parent->kind != NODE_KEYED)
+        return sp_job_fail(job, -EINVAL,
+                           "side output '%s': only process functions, windows and joins have them",
                            name ? name : "?");
     if (parent->n_sides >= sizeof(parent->sides) / sizeof(parent->sides[0]))
         return sp_job_fail(job, -SPATE_ELIMIT, "operator '%s': too many side outputs",
@@ -300,7 +304,8 @@ static int declare_state(struct spate_stream *op, const char *name, enum sp_stat
     if (!op)
         return -1;
     struct node *n = op->node;
-    if (n->kind != NODE_PROCESS || n->n_states >= JOB_STATES_MAX || !name || value_bytes == 0 ||
+    if ((n->kind != NODE_PROCESS && n->kind != NODE_KEYED) || n->n_states >= JOB_STATES_MAX ||
+        !name || value_bytes == 0 ||
         ttl_ms < 0)
         return -1;
     for (uint32_t i = 0; i < n->n_states; i++)
@@ -315,6 +320,51 @@ static int declare_state(struct spate_stream *op, const char *name, enum sp_stat
     d->reduce = reduce;
     d->reduce_arg = reduce_arg;
     return (int)n->n_states++;
+}
+
+int sp_job_keyed_state(struct spate_stream *op, const char *name, enum sp_state_kind kind,
+                       uint32_t value_bytes, uint32_t key_bytes, int64_t ttl_ms)
+{
+    return declare_state(op, name, kind, value_bytes, key_bytes, ttl_ms, NULL, NULL);
+}
+
+struct spate_stream *sp_job_add_keyed(struct spate_job *job, const char *name,
+                                      const struct sp_keyed_op_vtable *vt,
+                                      struct spate_stream *const *inputs, uint32_t n_inputs,
+                                      const struct spate_schema *out_schema, const void *cfg,
+                                      size_t cfg_bytes, void *arg)
+{
+    if (!job)
+        return NULL;
+    if (n_inputs < 1 || n_inputs > 2)
+        return sp_job_fail(job, -EINVAL, "operator '%s': 1 or 2 inputs", name ? name : "?");
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        if (!inputs[i])
+            return sp_job_fail(job, -EINVAL, "%s '%s': input %u is NULL", vt->kind_name,
+                               name ? name : "?", i);
+        if (inputs[i]->node->kind != NODE_KEY_BY)
+            return sp_job_fail(job, -EINVAL,
+                               "%s '%s': input %u must come straight from key_by (a keyed stream)",
+                               vt->kind_name, name ? name : "?", i);
+    }
+    struct node *n = add_node(job, NODE_KEYED, name, out_schema);
+    if (!n)
+        return NULL;
+    for (uint32_t i = 0; i < n_inputs; i++) {
+        if (!connect(job, inputs[i]->node, n))
+            return NULL;
+        n->key_sources[i] = inputs[i]->node;
+    }
+    n->key_source = inputs[0]->node;
+    n->vt = vt;
+    n->arg = arg;
+    if (cfg_bytes) {
+        n->cfg = malloc(cfg_bytes);
+        if (!n->cfg)
+            return sp_job_fail(job, -ENOMEM, "out of memory");
+        memcpy(n->cfg, cfg, cfg_bytes);
+    }
+    return &n->stream;
 }
 
 int spate_value_state(struct spate_stream *op, const char *name, uint32_t value_bytes,

@@ -42,7 +42,10 @@ enum node_kind {
     NODE_SIDE,
     NODE_SINK_COLLECT,
     NODE_SINK_STDOUT,
+    NODE_KEYED,      /* windows, joins: see operators/keyed_op.h */
 };
+
+struct sp_keyed_op_vtable;
 
 struct state_decl {
     char name[64];
@@ -73,6 +76,9 @@ struct node {
     uint32_t n_consumers;
     bool keyed;                          /* output is keyed (KEY_BY and keyed passthrough) */
     struct node *key_source;             /* the KEY_BY node this keyed operator reads */
+    struct node *key_sources[2];         /* NODE_KEYED: the KEY_BY node of each input */
+    const struct sp_keyed_op_vtable *vt; /* NODE_KEYED */
+    void *cfg;                           /* NODE_KEYED: copied configuration (freed with job) */
     struct node *sides[8];               /* NODE_SIDE children, by tag */
     uint32_t n_sides;
     uint32_t side_tag;                   /* NODE_SIDE: its tag in the parent */

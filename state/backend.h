@@ -87,7 +87,8 @@ void sp_state_set_clock(struct sp_state_backend *b, int64_t (*now_ms)(void *arg)
 
 /* ---- VALUE --------------------------------------------------------------- */
 
-/* 1 and (*value, *bytes) when present, 0 when absent or expired. */
+/* 1 and (*value, *bytes) when present, 0 when absent or expired. The value
+ * starts 8-byte aligned. value and bytes may be NULL (a presence check). */
 int sp_state_value_get(struct sp_state_backend *b, const struct sp_state_ref *ref,
                        const void **value, uint32_t *bytes);
 int sp_state_value_put(struct sp_state_backend *b, const struct sp_state_ref *ref,
@@ -97,7 +98,9 @@ int sp_state_value_put(struct sp_state_backend *b, const struct sp_state_ref *re
 
 int sp_state_list_append(struct sp_state_backend *b, const struct sp_state_ref *ref,
                          const void *elem, uint32_t bytes);
-/* Calls fn for each element; returns 0 (absent/empty/all visited) or fn's stop value. */
+/* Calls fn for each element; returns 0 (absent/empty/all visited) or fn's
+ * stop value. fn must not call a mutating function of this backend (the
+ * same holds for every iterate call below). */
 int sp_state_list_iterate(struct sp_state_backend *b, const struct sp_state_ref *ref,
                           sp_state_list_fn fn, void *arg);
 
@@ -120,12 +123,17 @@ int sp_state_clear(struct sp_state_backend *b, const struct sp_state_ref *ref);
 
 /* Reclaims expired cells and entries, visiting at most `budget` cells
  * (round-robin over key groups, resuming where the last sweep stopped).
- * Returns how many were reclaimed. */
+ * Returns how many were reclaimed (cells, and map entries one by one).
+ * The budget counts hash-table slots examined, empty ones included, so the
+ * work is bounded however sparse the tables are; moving on to the next key
+ * group costs one, and one call makes at most one lap. */
 int sp_state_sweep(struct sp_state_backend *b, uint32_t budget);
 
 /* Live cells (for metrics and tests; expired-but-unswept ones count). */
 uint64_t sp_state_cell_count(const struct sp_state_backend *b);
-/* Bytes held for keys, namespaces and values (approximate, for metrics). */
+/* Bytes held for keys, namespaces and values (approximate, for metrics):
+ * the sizes of the cells, map entries and hash-table slot arrays allocated,
+ * without the allocator's own overhead. */
 uint64_t sp_state_bytes(const struct sp_state_backend *b);
 
 /*

@@ -20,10 +20,14 @@
  *     states in group kt; b->bytes counts every cell, entry and slot array
  *     allocated (without allocator overhead).
  *  5. A lookup allocates nothing: the hash is computed over the ref's bytes
- *     in place and keys are compared against the cell.
- * Memory comes from libc malloc: the create call has no shard to take a
- * mimalloc heap from, and a backend is created and used on one shard, so
- * the "free where allocated" rule holds either way.
+ *     in place and keys are compared against the cell. The last cell found
+ *     is remembered (the hint), so the put of a get-modify-put finds its
+ *     cell without hashing; a hint is verified before it is used and
+ *     cleared when its cell is freed.
+ * Memory comes from malloc (mimalloc where the binary links it, libc under
+ * the sanitizers): the create call has no shard to take a heap from, and a
+ * backend is created, used and destroyed on one shard, so the "free where
+ * allocated" rule holds either way.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,7 +58,7 @@
  * probe runs. Any other seed gives an independent hash. */
 #define CELL_SEED_BASE 0x243f6a8885a308d3ull
 #define CELL_SEED_STEP 0x9e3779b97f4a7c15ull
-#define ENTRY_SEED 0x13198a2e03707344ull
+#define ENTRY_SEED     0x13198a2e03707344ull
 
 struct state_desc {
     char *name;
@@ -63,14 +67,14 @@ struct state_desc {
 };
 
 struct cell {
-    int64_t expire_at_ms;   /* VALUE, LIST of a TTL state; else INT64_MAX */
+    int64_t expire_at_ms; /* VALUE, LIST of a TTL state; else INT64_MAX */
     uint32_t state_id;
     uint32_t key_bytes;
     uint32_t ns_bytes;
     uint32_t payload_bytes; /* VALUE: value; LIST: records; MAP: sizeof(struct sp_otable) */
     uint32_t payload_cap;
-    uint32_t elem_count;    /* LIST: elements (for snapshot writers; keeps the header 32 bytes) */
-    unsigned char data[];   /* key, namespace, padding to 8, payload */
+    uint32_t elem_count;  /* LIST: elements (for snapshot writers; keeps the header 32 bytes) */
+    unsigned char data[]; /* key, namespace, padding to 8, payload */
 };
 _Static_assert(sizeof(struct cell) == 32, "cell header: keep it compact");
 
@@ -362,8 +366,7 @@ static void cell_free(struct sp_state_backend *b, struct cell *c)
 /* Inserts a cell whose table has room (sp_otable_reserve succeeded); the
  * next lookup of it hits the hint (a get after a first put, and the
  * reverse, are the common pattern). */
-static void cell_insert(struct sp_state_backend *b, struct kg_table *kt, uint64_t h,
-                        struct cell *c)
+static void cell_insert(struct sp_state_backend *b, struct kg_table *kt, uint64_t h, struct cell *c)
 {
     uint32_t i = sp_otable_empty_slot(&kt->t, h);
     sp_otable_insert_at(&kt->t, i, h, c);

@@ -39,8 +39,8 @@
 #include "state/state_int.h"
 #include "state/timers.h"
 
-#define DOMAINS 2
-#define HEAP_ARITY 4
+#define DOMAINS      2
+#define HEAP_ARITY   4
 #define HEAP_CAP_MIN 64u
 
 /* Not 0: see CELL_SEED_BASE in memory.c (the key group is taken from the
@@ -87,8 +87,8 @@ struct sp_timer_service {
 static int check_timer(const struct sp_timer_service *ts, const struct sp_keyed_timer *t)
 {
     if (!ts || !t || (t->domain != SP_TIME_EVENT && t->domain != SP_TIME_PROCESSING) ||
-        t->key_group < ts->first_kg || t->key_group >= ts->end_kg ||
-        (!t->key && t->key_bytes) || (!t->ns && t->ns_bytes))
+        t->key_group < ts->first_kg || t->key_group >= ts->end_kg || (!t->key && t->key_bytes) ||
+        (!t->ns && t->ns_bytes))
         return -EINVAL;
     if (t->key_bytes > SPATE_STATE_KEY_BYTES_MAX || t->ns_bytes > SPATE_STATE_KEY_BYTES_MAX)
         return -SPATE_ELIMIT;

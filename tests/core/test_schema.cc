@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include "core/record.h"
@@ -426,5 +427,35 @@ TEST(Record, CopyOntoItselfRehomesStrings)
     EXPECT_EQ(buf, r.user.ptr);
     user[0] = 'X';
     EXPECT_EQ(std::string("bob"), std::string(r.user.ptr, r.user.len));
+    spate_schema_destroy(s);
+}
+
+// Records serialized into one blob (as windows and joins keep them in state)
+// can move and still read back with their strings.
+TEST(RecordBlob, SerializeMoveAndView)
+{
+    struct R {
+        int64_t id;
+        spate_str name;
+        spate_str empty;
+    };
+    spate_schema *s = nullptr;
+    ASSERT_EQ(0, spate_schema_create("r", sizeof(R), &s));
+    SPATE_SCHEMA_FIELD(s, R, id, SPATE_TYPE_I64);
+    SPATE_SCHEMA_FIELD(s, R, name, SPATE_TYPE_STRING);
+    SPATE_SCHEMA_FIELD(s, R, empty, SPATE_TYPE_STRING);
+    R r{42, {"hello", 5}, {nullptr, 0}};
+    char small[8];
+    EXPECT_EQ(sizeof(R) + 5, sp_record_serialize(s, &r, small, sizeof(small))); // too small
+    std::vector<char> blob(64);
+    uint32_t n = sp_record_serialize(s, &r, blob.data(), (uint32_t)blob.size());
+    ASSERT_EQ(sizeof(R) + 5, n);
+    std::vector<char> moved(blob.begin(), blob.begin() + n); // the backend copies it
+    blob.assign(blob.size(), 'x');
+    R v{};
+    sp_record_view(s, moved.data(), &v);
+    EXPECT_EQ(42, v.id);
+    EXPECT_EQ(std::string("hello"), std::string(v.name.ptr, v.name.len));
+    EXPECT_EQ(0u, v.empty.len);
     spate_schema_destroy(s);
 }

@@ -22,7 +22,8 @@ extern "C" {
 #include "state/timers.h"
 }
 
-namespace {
+namespace
+{
 
 struct TimersDeleter {
     void operator()(sp_timer_service *ts) const { sp_timers_destroy(ts); }
@@ -54,8 +55,8 @@ struct T {
     }
     sp_keyed_timer view() const
     {
-        return sp_keyed_timer{domain,           time_ms,   kg, key.data(), (uint32_t)key.size(),
-                              ns.data(), (uint32_t)ns.size()};
+        return sp_keyed_timer{
+            domain, time_ms, kg, key.data(), (uint32_t)key.size(), ns.data(), (uint32_t)ns.size()};
     }
 };
 
@@ -154,9 +155,8 @@ TEST(KeyedTimers, PopsInTimeOrderWithTiesInRegistrationOrder)
 {
     auto ts = make_timers(0, 4);
     std::vector<T> regs = {
-        {EV, 30, 0, "c", ""}, {EV, 10, 1, "z", ""}, {EV, 20, 2, "b", ""},
-        {EV, 10, 3, "a", ""}, {EV, 20, 0, "a", ""}, {EV, 10, 0, "m", "w"},
-        {EV, -5, 1, "neg", ""},
+        {EV, 30, 0, "c", ""}, {EV, 10, 1, "z", ""},  {EV, 20, 2, "b", ""},   {EV, 10, 3, "a", ""},
+        {EV, 20, 0, "a", ""}, {EV, 10, 0, "m", "w"}, {EV, -5, 1, "neg", ""},
     };
     for (auto &t : regs)
         ASSERT_EQ(1, reg(ts.get(), t));
@@ -235,9 +235,9 @@ TEST(KeyedTimers, RefusesBadArguments)
         T t{EV, 1, kg, "k", ""};
         EXPECT_EQ(-EINVAL, reg(ts.get(), t)) << kg;
         EXPECT_EQ(-EINVAL, del(ts.get(), t)) << kg;
-        EXPECT_EQ(-EINVAL, sp_timers_iterate_key_group(
-                               ts.get(), kg, [](const sp_keyed_timer *, void *) { return 0; },
-                               nullptr));
+        EXPECT_EQ(-EINVAL,
+                  sp_timers_iterate_key_group(
+                      ts.get(), kg, [](const sp_keyed_timer *, void *) { return 0; }, nullptr));
     }
     // A domain outside the enum. C++ may not load such a value from an enum
     // object (UBSan checks), so the field's bytes are written as an int and
@@ -263,8 +263,8 @@ TEST(KeyedTimers, IteratesPerKeyGroup)
     auto ts = make_timers(10, 14);
     std::map<uint32_t, std::set<T>> expect;
     for (int i = 0; i < 400; i++) {
-        T t{i % 3 ? EV : PT, (int64_t)(i % 17), (uint32_t)(10 + i % 4), "k" + std::to_string(i % 50),
-            i % 5 ? "" : "w" + std::to_string(i % 2)};
+        T t{i % 3 ? EV : PT, (int64_t)(i % 17), (uint32_t)(10 + i % 4),
+            "k" + std::to_string(i % 50), i % 5 ? "" : "w" + std::to_string(i % 2)};
         int rc = reg(ts.get(), t);
         ASSERT_EQ(expect[t.kg].insert(t).second ? 1 : 0, rc);
     }
@@ -339,8 +339,9 @@ TEST(KeyedTimersRandom, MatchesAStdMultisetModel)
     std::multiset<Ord> order[2];
     uint64_t seq = 0;
     auto random_timer = [&]() {
-        return T{rnd(2) ? EV : PT, (int64_t)rnd(300) - 20, first_kg + (uint32_t)rnd(end_kg - first_kg),
-                 "key" + std::to_string(rnd(40)), rnd(2) ? "" : "w" + std::to_string(rnd(4))};
+        return T{rnd(2) ? EV : PT, (int64_t)rnd(300) - 20,
+                 first_kg + (uint32_t)rnd(end_kg - first_kg), "key" + std::to_string(rnd(40)),
+                 rnd(2) ? "" : "w" + std::to_string(rnd(4))};
     };
 
     for (int op = 0; op < 40000; op++) {

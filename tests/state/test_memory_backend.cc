@@ -23,7 +23,8 @@ extern "C" {
 #include "state/backend.h"
 }
 
-namespace {
+namespace
+{
 
 struct BackendDeleter {
     void operator()(sp_state_backend *b) const { sp_state_destroy(b); }
@@ -84,8 +85,8 @@ std::vector<std::string> list_of(sp_state_backend *b, const sp_state_ref &r, int
     int rc = sp_state_list_iterate(
         b, &r,
         [](const void *e, uint32_t n, void *arg) {
-            static_cast<std::vector<std::string> *>(arg)->emplace_back(
-                static_cast<const char *>(e), n);
+            static_cast<std::vector<std::string> *>(arg)->emplace_back(static_cast<const char *>(e),
+                                                                       n);
             return 0;
         },
         &out);
@@ -151,7 +152,7 @@ struct CellId {
 };
 struct Seen {
     int kind = 0;
-    std::vector<std::string> values;             // VALUE (1) or LIST (n)
+    std::vector<std::string> values;            // VALUE (1) or LIST (n)
     std::map<std::string, std::string> entries; // MAP
     bool operator==(const Seen &o) const
     {
@@ -180,10 +181,9 @@ GroupView group_view(sp_state_backend *b, uint32_t kg)
             std::string v(static_cast<const char *>(value), value_bytes);
             if (kind == SP_STATE_MAP) {
                 EXPECT_NE(nullptr, ukey);
-                EXPECT_TRUE(s.entries
-                                .emplace(std::string(static_cast<const char *>(ukey), ukey_bytes),
-                                         v)
-                                .second);
+                EXPECT_TRUE(
+                    s.entries.emplace(std::string(static_cast<const char *>(ukey), ukey_bytes), v)
+                        .second);
             } else {
                 EXPECT_EQ(nullptr, ukey);
                 s.values.push_back(v);
@@ -204,8 +204,7 @@ TEST(StateMemory, CreateRefusesBadRanges)
     EXPECT_EQ(-EINVAL, sp_state_memory_create(5, 4, 128, &b));
     EXPECT_EQ(-EINVAL, sp_state_memory_create(0, 129, 128, &b)); // past max parallelism
     EXPECT_EQ(-EINVAL, sp_state_memory_create(0, 1, 0, &b));
-    EXPECT_EQ(-EINVAL,
-              sp_state_memory_create(0, 1, SPATE_MAX_PARALLELISM_MAX + 1, &b));
+    EXPECT_EQ(-EINVAL, sp_state_memory_create(0, 1, SPATE_MAX_PARALLELISM_MAX + 1, &b));
     EXPECT_EQ(nullptr, b);
     ASSERT_EQ(0, sp_state_memory_create(0, 128, 128, &b));
     EXPECT_EQ(0u, sp_state_cell_count(b));
@@ -446,8 +445,10 @@ TEST(StateMemory, RefusesOversizedKeysAndValues)
     // Sizes are checked before any byte is read, so a short buffer will do.
     char small[8] = {};
     auto rv = ref_of(v, 0, k), rl = ref_of(l, 0, k), rm = ref_of(m, 0, k);
-    EXPECT_EQ(-SPATE_ELIMIT, sp_state_value_put(b.get(), &rv, small, SPATE_STATE_VALUE_BYTES_MAX + 1));
-    EXPECT_EQ(-SPATE_ELIMIT, sp_state_list_append(b.get(), &rl, small, SPATE_STATE_VALUE_BYTES_MAX + 1));
+    EXPECT_EQ(-SPATE_ELIMIT,
+              sp_state_value_put(b.get(), &rv, small, SPATE_STATE_VALUE_BYTES_MAX + 1));
+    EXPECT_EQ(-SPATE_ELIMIT,
+              sp_state_list_append(b.get(), &rl, small, SPATE_STATE_VALUE_BYTES_MAX + 1));
     EXPECT_EQ(-SPATE_ELIMIT,
               sp_state_map_put(b.get(), &rm, "a", 1, small, SPATE_STATE_VALUE_BYTES_MAX + 1));
     EXPECT_EQ(1u, sp_state_cell_count(b.get()));
@@ -834,6 +835,37 @@ TEST(StateMemoryTtl, SweepReclaimsEverythingWithinItsBudget)
     }
 }
 
+TEST(StateMemoryTtl, LiveCellsStayFoundWhenTheSweepMovesThem)
+{
+    // The sweep's removals shift later cells of a probe run back, and
+    // leaving a group may shrink its table; a cell found just before (the
+    // lookup hint) must still be found, read and written afterwards.
+    for (int trial = 0; trial < 300; trial++) {
+        auto b = make_backend(0, 1, 1);
+        FakeClock clock;
+        sp_state_set_clock(b.get(), FakeClock::read, &clock);
+        uint32_t ttl = reg(b.get(), "ttl", SP_STATE_VALUE, 10);
+        uint32_t keep = reg(b.get(), "keep", SP_STATE_VALUE);
+        std::vector<std::string> keys;
+        for (int i = 0; i < 40; i++)
+            keys.push_back("t" + std::to_string(trial) + "/" + std::to_string(i));
+        for (auto &k : keys)
+            ASSERT_EQ(0, put(b.get(), ref_of(ttl, 0, k), "gone"));
+        std::string x = "x" + std::to_string(trial);
+        ASSERT_EQ(0, put(b.get(), ref_of(keep, 0, x), "x"));
+        ASSERT_EQ("x", get(b.get(), ref_of(keep, 0, x)));
+        clock.now_ms += 10;
+        ASSERT_EQ(40, sp_state_sweep(b.get(), 100000));
+        ASSERT_EQ(1u, sp_state_cell_count(b.get()));
+        ASSERT_EQ("x", get(b.get(), ref_of(keep, 0, x))) << "trial " << trial;
+        ASSERT_EQ(0, put(b.get(), ref_of(keep, 0, x), "y"));
+        ASSERT_EQ("y", get(b.get(), ref_of(keep, 0, x)));
+        for (auto &k : keys)
+            ASSERT_EQ("<absent>", get(b.get(), ref_of(ttl, 0, k)));
+        ASSERT_EQ(1u, sp_state_cell_count(b.get()));
+    }
+}
+
 TEST(StateMemoryTtl, SweepWithoutTtlStatesDoesNothing)
 {
     auto b = make_backend(0, 4, 4);
@@ -880,8 +912,8 @@ TEST(StateMemoryRandom, MatchesAStdMapModel)
                               {SP_STATE_MAP, 0, 0},   {SP_STATE_VALUE, 40, 0},
                               {SP_STATE_LIST, 40, 0}, {SP_STATE_MAP, 40, 0}};
     for (size_t i = 0; i < states.size(); i++)
-        states[i].id = reg(b.get(), ("s" + std::to_string(i)).c_str(), states[i].kind,
-                           states[i].ttl);
+        states[i].id =
+            reg(b.get(), ("s" + std::to_string(i)).c_str(), states[i].kind, states[i].ttl);
 
     std::map<ModelKey, ModelCell> model;
     auto expiry = [&](const St &st) { return st.ttl ? clock.now_ms + st.ttl : INT64_MAX; };
@@ -1096,8 +1128,8 @@ TEST(StateMemoryScale, MillionKeysValuePutGet)
         ASSERT_EQ(2u, c) << "key " << i;
     }
     uint64_t absent = n + 5;
-    sp_state_ref r{v, sp_key_group_of(sp_key_hash(&absent, 8), max_parallelism), &absent, 8,
-                   nullptr, 0};
+    sp_state_ref r{
+        v, sp_key_group_of(sp_key_hash(&absent, 8), max_parallelism), &absent, 8, nullptr, 0};
     EXPECT_EQ(0, sp_state_value_get(b.get(), &r, nullptr, nullptr));
     EXPECT_EQ(n, sp_state_cell_count(b.get()));
 }
