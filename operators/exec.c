@@ -45,6 +45,8 @@
 #include "io/format.h"
 #include "operators/job_int.h"
 #include "operators/keyed_op.h"
+#include "operators/sink_op.h"
+#include "operators/source_op.h"
 
 #define PENDQ_MAX 64
 #define RECV_BURST 8
@@ -115,9 +117,17 @@ struct op {
     uint32_t records_cap;     /* bytes of a batch used for record slots */
     /* NODE_KEYED: the operator's own per-shard memory. */
     void *impl;
+    /* NODE_SINK_EXT: handle given to the sink (points back to this op). */
+    struct sp_sink_shard *sink;
+    bool sink_open;
     /* Sinks. */
     char *out_buf;
     size_t out_len;
+};
+
+struct sp_sink_shard {
+    struct op *op;
+    void *impl;
 };
 
 struct spate_ctx {
@@ -135,6 +145,13 @@ struct spate_gen_ctx {
 };
 
 enum task_kind { TASK_SOURCE, TASK_RECEIVER };
+
+struct sp_source_split {
+    struct task_state *ts;
+    struct sp_task *task;
+    void *impl;
+    uint32_t calls; /* for sp_source_should_yield's clock sampling */
+};
 
 struct task_state {
     enum task_kind kind;
@@ -161,6 +178,8 @@ struct task_state {
     uint64_t emitted_since_wm;
     struct spate_gen_ctx gen;
     unsigned char *rec;
+    /* External source (NODE_SOURCE_EXT). */
+    struct sp_source_split *split;
     /* Receiver. */
     struct sp_batch *cur;
     uint32_t cur_idx;
@@ -475,7 +494,11 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
         return collect_push(op, rec, ts);
     case NODE_SINK_STDOUT:
         return stdout_push(op, rec);
+    case NODE_SINK_EXT:
+        rc = n->sink_vt->write(op->sink, rec, ts);
+        return rc < 0 ? fail(op->se, rc, n->name) : 0;
     case NODE_SOURCE_GEN:
+    case NODE_SOURCE_EXT:
         break;
     }
     return fail(op->se, -SPATE_EINTERNAL, "record pushed into a source");
@@ -634,6 +657,11 @@ static int op_end(struct task_state *ts, struct op *op)
         return sender_control(op, SP_ENTRY_END_OF_STREAM, 0, 0);
     if (n->kind == NODE_SINK_STDOUT)
         stdout_flush(op);
+    if (n->kind == NODE_SINK_EXT && n->sink_vt->end) {
+        int rc = n->sink_vt->end(op->sink);
+        if (rc < 0)
+            return fail(op->se, rc, n->name);
+    }
     for (uint32_t i = 0; i < n->n_consumers; i++) {
         int rc = end_consumer(ts, &op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i]);
         if (rc < 0)
@@ -1054,6 +1082,34 @@ static int task_finish_input(struct sp_shard *s, struct sp_task *t, struct task_
     return SP_TASK_DONE;
 }
 
+/* End of a source slice: publish the watermark the split reached (bounded
+ * out-of-orderness), or mark the split idle after idle_timeout_ms without
+ * records. */
+static int source_end_of_slice(struct task_state *ts, uint64_t emitted, int64_t ooo_ms,
+                               int64_t idle_timeout_ms)
+{
+    if (emitted)
+        ts->last_record_ns = sp_clock_ns(); /* per slice: the clock is not free */
+    if (ts->max_ts != INT64_MIN) {
+        int64_t wm = ts->max_ts - ooo_ms - 1;
+        if (wm > ts->last_wm || (emitted && ts->idle)) {
+            ts->last_wm = wm > ts->last_wm ? wm : ts->last_wm;
+            ts->idle = false;
+            int rc = task_watermark(ts, ts->last_wm, false);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    if (idle_timeout_ms > 0 && !ts->idle &&
+        sp_clock_ns() - ts->last_record_ns > (uint64_t)idle_timeout_ms * 1000000ull) {
+        ts->idle = true;
+        int rc = task_watermark(ts, ts->last_wm, true);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct task_state *ts = arg;
@@ -1113,28 +1169,112 @@ static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
             }
         }
     }
-    if (emitted)
-        ts->last_record_ns = sp_clock_ns(); /* per slice: the clock is not free */
-    /* End of slice: publish the watermark reached so far. */
-    if (ts->max_ts != INT64_MIN) {
-        int64_t wm = ts->max_ts - o->out_of_orderness_ms - 1;
-        if (wm > ts->last_wm) {
-            ts->last_wm = wm;
-            ts->idle = false;
-            rc = task_watermark(ts, wm, false);
-            if (rc < 0)
-                return rc;
-        }
-    }
-    if (o->idle_timeout_ms > 0 && !ts->idle &&
-        sp_clock_ns() - ts->last_record_ns > (uint64_t)o->idle_timeout_ms * 1000000ull) {
-        ts->idle = true;
-        rc = task_watermark(ts, ts->last_wm, true);
-        if (rc < 0)
-            return rc;
-    }
+    rc = source_end_of_slice(ts, emitted, o->out_of_orderness_ms, o->idle_timeout_ms);
+    if (rc < 0)
+        return rc;
     if (rate_per_shard > 0) {
         sp_task_wait_deadline(s, t, sp_clock_ns() + 1000000); /* 1 ms pacing tick */
+        return SP_TASK_WAIT;
+    }
+    return SP_TASK_YIELD;
+}
+
+/* ---- external sinks (sink_op.h) ---------------------------------------------- */
+
+struct sp_shard *sp_sink_shard(const struct sp_sink_shard *k) { return k->op->se->shard; }
+uint32_t sp_sink_index(const struct sp_sink_shard *k) { return k->op->se->id; }
+const void *sp_sink_config(const struct sp_sink_shard *k) { return k->op->node->cfg; }
+const struct spate_schema *sp_sink_schema(const struct sp_sink_shard *k)
+{
+    return k->op->node->schema;
+}
+void **sp_sink_impl(struct sp_sink_shard *k) { return &k->impl; }
+
+/* ---- external sources (source_op.h) ------------------------------------------ */
+
+int sp_source_emit(struct sp_source_split *sp, const void *rec)
+{
+    struct task_state *ts = sp->ts;
+    struct node *n = ts->head->node;
+    int64_t ev;
+    if (n->u.src.ts_field >= 0)
+        memcpy(&ev, (const char *)rec + spate_schema_field(n->schema, (uint32_t)n->u.src.ts_field)->offset,
+               sizeof(ev));
+    else
+        ev = wall_ms();
+    if (ev > ts->max_ts)
+        ts->max_ts = ev;
+    ts->emitted_since_wm++;
+    return op_emit(ts->head, rec, ev);
+}
+
+int sp_source_emit_side(struct sp_source_split *sp, uint32_t tag, const void *rec)
+{
+    struct op *op = sp->ts->head;
+    if (tag >= op->node->n_sides)
+        return 0; /* nobody asked for this side output */
+    return op_emit(&op->se->ops[op->node->sides[tag]->id], rec, wall_ms());
+}
+
+bool sp_source_should_yield(struct sp_source_split *sp)
+{
+    if ((++sp->calls & 63) == 0 && sp_task_should_yield(sp->ts->se->shard))
+        return true;
+    return task_blocked(sp->ts);
+}
+
+void sp_source_wake(struct sp_source_split *sp)
+{
+    if (sp->task)
+        sp_task_wake(sp->ts->se->shard, sp->task);
+}
+
+struct sp_shard *sp_source_shard(const struct sp_source_split *sp) { return sp->ts->se->shard; }
+uint32_t sp_source_index(const struct sp_source_split *sp) { return sp->ts->se->id; }
+uint32_t sp_source_count(const struct sp_source_split *sp) { return sp->ts->se->x->n; }
+const void *sp_source_config(const struct sp_source_split *sp) { return sp->ts->head->node->cfg; }
+const struct spate_schema *sp_source_schema(const struct sp_source_split *sp)
+{
+    return sp->ts->head->node->schema;
+}
+void **sp_source_impl(struct sp_source_split *sp) { return &sp->impl; }
+void sp_source_count_dead_letter(struct sp_source_split *sp)
+{
+    atomic_fetch_add_explicit(&sp->ts->head->node->dead_letters, 1, memory_order_relaxed);
+}
+
+static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct task_state *ts = arg;
+    ts->split->task = t;
+    int rc = task_prologue(s, t, ts);
+    if (rc != -1)
+        return rc;
+    if (ts->ending)
+        return task_finish_input(s, t, ts);
+    struct node *n = ts->head->node;
+    uint64_t before = ts->emitted_since_wm;
+    int status = SP_SOURCE_MORE;
+    while (status == SP_SOURCE_MORE && !sp_task_should_yield(s) && !task_blocked(ts)) {
+        if (sp_shard_stopping(s)) {
+            status = SP_SOURCE_END;
+            break;
+        }
+        status = n->src_vt->poll(ts->split);
+        if (status < 0)
+            return fail(ts->se, status, n->name);
+    }
+    rc = source_end_of_slice(ts, ts->emitted_since_wm - before, n->u.src.out_of_orderness_ms,
+                             n->u.src.idle_timeout_ms);
+    if (rc < 0)
+        return rc;
+    if (status == SP_SOURCE_END)
+        return task_finish_input(s, t, ts);
+    if (status == SP_SOURCE_WAIT) {
+        sp_task_wait_wake(s, t);
+        if (n->u.src.idle_timeout_ms > 0 && !ts->idle)
+            sp_task_wait_deadline(s, t, ts->last_record_ns +
+                                            (uint64_t)n->u.src.idle_timeout_ms * 1000000ull + 1);
         return SP_TASK_WAIT;
     }
     return SP_TASK_YIELD;
@@ -1345,6 +1485,16 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
     }
     if (n->kind == NODE_KEYED && n->vt->init)
         return n->vt->init(op);
+    if (n->kind == NODE_SINK_EXT) {
+        op->sink = sp_shard_alloc(se->shard, sizeof(*op->sink));
+        if (!op->sink)
+            return -ENOMEM;
+        op->sink->op = op;
+        op->sink->impl = NULL;
+        int rc = n->sink_vt->open(op->sink);
+        op->sink_open = rc == 0;
+        return rc;
+    }
     return 0;
 }
 
@@ -1411,6 +1561,21 @@ static int shard_start(struct sp_shard *s, void *arg)
             ts->start_ns = sp_clock_ns();
             ts->last_record_ns = ts->start_ns;
             rc = sp_task_spawn(s, n->name, source_task, ts, NULL);
+        } else if (n->kind == NODE_SOURCE_EXT) {
+            ts = new_task(se, TASK_SOURCE, &se->ops[i]);
+            if (!ts)
+                return -ENOMEM;
+            ts->split = sp_shard_alloc(s, sizeof(*ts->split));
+            if (!ts->split)
+                return -ENOMEM;
+            memset(ts->split, 0, sizeof(*ts->split));
+            ts->split->ts = ts;
+            ts->start_ns = sp_clock_ns();
+            ts->last_record_ns = ts->start_ns;
+            rc = n->src_vt->open(ts->split);
+            if (rc < 0)
+                return rc;
+            rc = sp_task_spawn(s, n->name, ext_source_task, ts, NULL);
         } else if (n->kind == NODE_KEY_BY) {
             ts = new_task(se, TASK_RECEIVER, &se->ops[i]);
             if (!ts)
@@ -1490,6 +1655,11 @@ static void shard_stop(struct sp_shard *s, void *arg)
         struct op *o = &se->ops[k];
         if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
             o->node->vt->fini(o);
+        if (o->sink) {
+            if (o->sink_open && o->node->sink_vt->close)
+                o->node->sink_vt->close(o->sink);
+            sp_shard_free(s, o->sink);
+        }
         if (o->timers)
             sp_timers_destroy(o->timers);
         for (uint32_t p = 0; o->snd.cur && p < x->n; p++)
@@ -1505,6 +1675,12 @@ static void shard_stop(struct sp_shard *s, void *arg)
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         /* A batch still held (a cancelled run) belongs to a peer whose pool
          * may already be gone: drop the pointer, its owner freed it. */
+        if (se->tasks[i]->split) {
+            struct node *n = se->tasks[i]->head->node;
+            if (n->src_vt->close)
+                n->src_vt->close(se->tasks[i]->split);
+            sp_shard_free(s, se->tasks[i]->split);
+        }
         sp_shard_free(s, se->tasks[i]->rec);
         sp_shard_free(s, se->tasks[i]);
     }
@@ -1573,7 +1749,8 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     o.start_arg = x;
     uint64_t tasks = 0;
     for (uint32_t i = 0; i < job->n_nodes; i++)
-        if (job->nodes[i]->kind == NODE_SOURCE_GEN || job->nodes[i]->kind == NODE_KEY_BY)
+        if (job->nodes[i]->kind == NODE_SOURCE_GEN || job->nodes[i]->kind == NODE_KEY_BY ||
+            job->nodes[i]->kind == NODE_SOURCE_EXT)
             tasks++;
     if (tasks == 0) {
         rc = spate_error_set(err, -EINVAL, "job '%s' has no source", job->name);

@@ -16,6 +16,8 @@
 
 #include "operators/job_int.h"
 #include "operators/keyed_op.h"
+#include "operators/sink_op.h"
+#include "operators/source_op.h"
 
 void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
 {
@@ -130,6 +132,60 @@ struct spate_stream *spate_source_generator(struct spate_job *job, const char *n
                            "source '%s': out-of-orderness, idle timeout and rate must be >= 0",
                            n->name);
     return &n->stream;
+}
+
+static int timestamp_field(struct spate_job *job, const struct node *n, const char *field)
+{
+    if (!field)
+        return -1;
+    int f = spate_schema_find(n->schema, field);
+    if (f < 0) {
+        sp_job_fail(job, -EINVAL, "source '%s': timestamp field '%s' not in schema '%s'", n->name,
+                    field, spate_schema_name(n->schema));
+        return -2;
+    }
+    enum spate_type t = spate_schema_field(n->schema, (uint32_t)f)->type;
+    if (t != SPATE_TYPE_TIMESTAMP_MS && t != SPATE_TYPE_I64) {
+        sp_job_fail(job, -EINVAL, "source '%s': timestamp field '%s' must be TIMESTAMP_MS or I64",
+                    n->name, field);
+        return -2;
+    }
+    return f;
+}
+
+struct spate_stream *sp_job_add_source(struct spate_job *job, const char *name,
+                                       const struct sp_source_vtable *vt,
+                                       const struct spate_schema *schema,
+                                       const struct sp_source_opts *opts, const void *cfg,
+                                       size_t cfg_bytes)
+{
+    if (!job)
+        return NULL;
+    if (opts->out_of_orderness_ms < 0 || opts->idle_timeout_ms < 0)
+        return sp_job_fail(job, -EINVAL,
+                           "source '%s': out-of-orderness and idle timeout must be >= 0",
+                           name ? name : "?");
+    struct node *n = add_node(job, NODE_SOURCE_EXT, name, schema);
+    if (!n)
+        return NULL;
+    n->src_vt = vt;
+    n->u.src.out_of_orderness_ms = opts->out_of_orderness_ms;
+    n->u.src.idle_timeout_ms = opts->idle_timeout_ms;
+    n->u.src.ts_field = timestamp_field(job, n, opts->timestamp_field);
+    if (n->u.src.ts_field == -2)
+        return NULL;
+    if (cfg_bytes) {
+        n->cfg = malloc(cfg_bytes);
+        if (!n->cfg)
+            return sp_job_fail(job, -ENOMEM, "out of memory");
+        memcpy(n->cfg, cfg, cfg_bytes);
+    }
+    return &n->stream;
+}
+
+uint64_t sp_source_dead_letters(const struct spate_stream *stream)
+{
+    return stream ? atomic_load(&stream->node->dead_letters) : 0;
 }
 
 static struct node *one_input(struct spate_job *job, enum node_kind kind, const char *name,
@@ -280,7 +336,8 @@ struct spate_stream *spate_side_output(struct spate_job *job, struct spate_strea
 {
     NEED(job, of);
     struct node *parent = of->node;
-    if (parent->kind != NODE_PROCESS && parent->kind != NODE_KEYED)
+    if (parent->kind != NODE_PROCESS && parent->kind != NODE_KEYED &&
+        parent->kind != NODE_SOURCE_EXT)
         return sp_job_fail(job, -EINVAL,
                            "side output '%s': only process functions, windows and joins have them",
                            name ? name : "?");
@@ -418,6 +475,30 @@ int spate_sink_collect(struct spate_job *job, const char *name, struct spate_str
         return job->error;
     n->u.collect.collector = c;
     *out = c;
+    return 0;
+}
+
+int sp_job_add_sink(struct spate_job *job, const char *name, const struct sp_sink_vtable *vt,
+                    struct spate_stream *in, const void *cfg, size_t cfg_bytes)
+{
+    if (!job)
+        return -EINVAL;
+    if (!in) {
+        sp_job_fail(job, -EINVAL, "sink '%s': input stream is NULL", name ? name : "?");
+        return -EINVAL;
+    }
+    struct node *n = one_input(job, NODE_SINK_EXT, name, in, in->node->schema, NULL);
+    if (!n)
+        return job->error;
+    n->sink_vt = vt;
+    if (cfg_bytes) {
+        n->cfg = malloc(cfg_bytes);
+        if (!n->cfg) {
+            sp_job_fail(job, -ENOMEM, "out of memory");
+            return -ENOMEM;
+        }
+        memcpy(n->cfg, cfg, cfg_bytes);
+    }
     return 0;
 }
 

@@ -43,7 +43,13 @@ enum node_kind {
     NODE_SINK_COLLECT,
     NODE_SINK_STDOUT,
     NODE_KEYED,      /* windows, joins: see operators/keyed_op.h */
+    NODE_SOURCE_EXT, /* files, Kafka: see operators/source_op.h */
+    NODE_SINK_EXT,   /* files, Kafka: see operators/sink_op.h */
 };
+
+struct sp_sink_vtable;
+
+struct sp_source_vtable;
 
 struct sp_keyed_op_vtable;
 
@@ -78,6 +84,9 @@ struct node {
     struct node *key_source;             /* the KEY_BY node this keyed operator reads */
     struct node *key_sources[2];         /* NODE_KEYED: the KEY_BY node of each input */
     const struct sp_keyed_op_vtable *vt; /* NODE_KEYED */
+    const struct sp_source_vtable *src_vt; /* NODE_SOURCE_EXT */
+    const struct sp_sink_vtable *sink_vt;  /* NODE_SINK_EXT */
+    _Atomic uint64_t dead_letters;       /* NODE_SOURCE_EXT: summed over shards */
     void *cfg;                           /* NODE_KEYED: copied configuration (freed with job) */
     struct node *sides[8];               /* NODE_SIDE children, by tag */
     uint32_t n_sides;
@@ -89,6 +98,11 @@ struct node {
             struct spate_generator_opts opts;
             int ts_field;                /* field index or -1 */
         } gen;
+        struct {
+            int64_t out_of_orderness_ms;
+            int64_t idle_timeout_ms;
+            int ts_field; /* field index or -1 */
+        } src;
         struct {
             spate_map_fn fn;
         } map;

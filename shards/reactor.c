@@ -554,6 +554,13 @@ static int reap_completions(struct sp_shard *s)
                          strerror(-res));
             break;
         default:
+            if (ud >= SP_UD_RESERVED) {
+                /* An I/O operation of a source, sink or future network
+                 * channel: its owner's callback runs on this shard. */
+                struct sp_io_op *op = (struct sp_io_op *)(uintptr_t)ud;
+                op->done(s, op, res);
+                break;
+            }
             SP_LOG_ERROR("shard %u: completion with unknown user_data %llu (res %d)", s->id,
                          (unsigned long long)ud, res);
             break;
@@ -619,6 +626,19 @@ void sp_shard_notify_return(struct sp_shard *self, struct sp_shard *owner)
         return;
     if (atomic_exchange_explicit(&owner->sleeping, 0, memory_order_acq_rel) == 1)
         send_wake(self, owner);
+}
+
+struct io_uring_sqe *sp_shard_get_sqe(struct sp_shard *s, struct sp_io_op *op)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    if (!sqe) {
+        io_uring_submit(&s->ring);
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe)
+            return NULL;
+    }
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+    return sqe;
 }
 
 /* ---- the loop ----------------------------------------------------------- */
@@ -717,6 +737,10 @@ int sp_reactor_loop(struct sp_shard *s)
         if (poll_end - iter_start > s->stall_ns)
             stall(s, "loop iteration (completions, mesh, timers)", poll_end - iter_start);
         work += run_tasks(s);
+        /* Tasks may have queued I/O (sp_shard_get_sqe): submit it now rather
+         * than at the next sleep, which a busy shard may not reach soon. */
+        if (io_uring_sq_ready(&s->ring))
+            io_uring_submit(&s->ring);
 
         if (s->stopping && !s->drained && s->live_tasks == 0)
             mark_drained(s);

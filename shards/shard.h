@@ -130,6 +130,26 @@ void sp_batch_release(struct sp_shard *shard, struct sp_batch *batch);
 /* Free batches in this shard's pool right now. */
 uint32_t sp_batch_pool_free(const struct sp_shard *shard);
 
+/* ---- I/O on the shard's io_uring ----------------------------------------- */
+
+struct io_uring_sqe;
+
+/* An I/O operation in flight: embed it in your own struct; `done` runs on
+ * the shard with the completion's result (-errno or bytes). The storage must
+ * live until done ran. */
+struct sp_io_op {
+    void (*done)(struct sp_shard *shard, struct sp_io_op *op, int res);
+};
+
+/*
+ * A submission queue entry of this shard's io_uring tagged with `op`; the
+ * caller fills it with an io_uring_prep_* call (liburing) and must not
+ * change its user_data. The reactor submits it after the current task
+ * slice. NULL when the submission queue is full even after submitting
+ * (retry later).
+ */
+struct io_uring_sqe *sp_shard_get_sqe(struct sp_shard *shard, struct sp_io_op *op);
+
 /* ---- cross-shard calls (Seastar's submit_to) ----------------------------- */
 
 /* Runs on the target shard; its return value is handed to the done callback. */
