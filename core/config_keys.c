@@ -85,7 +85,7 @@ static const struct sp_config_key registry[] = {
     {
         .name = "shards.batch.size",
         .type = SPATE_CONFIG_BYTES,
-        .default_text = "64kb",
+        .default_text = "32kb",
         .min = SPATE_BATCH_BYTES_MIN,
         .max = SPATE_BATCH_BYTES_MAX,
         .description = "Bytes per record batch.",
@@ -123,6 +123,17 @@ static const struct sp_config_key registry[] = {
         .max = 32768,
         .description = "Key groups of a job (Flink's maximum parallelism): keyed state is "
                        "split into this many groups, the unit of rescaling.",
+    },
+    {
+        .name = "pipeline.exchange.buffers",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "16",
+        .min = SPATE_RING_CAPACITY_MIN,
+        .max = 4096,
+        .flags = SP_CONFIG_POW2,
+        .description = "Batches in flight per exchange and pair of shards (the ring capacity "
+                       "of a job's exchanges, like Flink's buffers per channel): more smooths "
+                       "bursts, fewer cut latency and memory.",
     },
 };
 

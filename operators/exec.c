@@ -1041,6 +1041,24 @@ static int task_prologue(struct sp_shard *s, struct sp_task *t, struct task_stat
     return -1;
 }
 
+/* End of a task slice: ship partly filled batches (Flink's buffer timeout,
+ * here bounded by the task quota): under load slices fill batches before
+ * they end, under light load records wait at most one slice. */
+static int flush_partial(struct task_state *ts)
+{
+    for (uint32_t i = 0; i < ts->n_senders; i++) {
+        struct op *o = ts->senders[i];
+        for (uint32_t t = 0; t < o->se->x->n; t++) {
+            if (o->snd.cur[t] && o->snd.q[t].count == 0) {
+                int rc = sender_close_batch(o, t);
+                if (rc < 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
 /* Starts watermark work from the task's head; blocked work resumes later. */
 static int task_watermark(struct task_state *ts, int64_t wm, bool idle)
 {
@@ -1110,7 +1128,7 @@ static int source_end_of_slice(struct task_state *ts, uint64_t emitted, int64_t 
     return 0;
 }
 
-static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct task_state *ts = arg;
     int rc = task_prologue(s, t, ts);
@@ -1243,7 +1261,7 @@ void sp_source_count_dead_letter(struct sp_source_split *sp)
     atomic_fetch_add_explicit(&sp->ts->head->node->dead_letters, 1, memory_order_relaxed);
 }
 
-static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+static int ext_source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct task_state *ts = arg;
     ts->split->task = t;
@@ -1352,7 +1370,7 @@ static bool receiver_all_ended(struct task_state *ts)
     return true;
 }
 
-static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
+static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct task_state *ts = arg;
     int rc = task_prologue(s, t, ts);
@@ -1403,6 +1421,32 @@ static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
         }
     }
     return SP_TASK_YIELD;
+}
+
+/* Every task slice ends by shipping partly filled batches (flush_partial). */
+static int finish_slice(struct task_state *ts, int status)
+{
+    if (status == SP_TASK_YIELD || status == SP_TASK_WAIT) {
+        int rc = flush_partial(ts);
+        if (rc < 0)
+            return rc;
+    }
+    return status;
+}
+
+static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    return finish_slice(arg, source_task_slice(s, t, arg));
+}
+
+static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    return finish_slice(arg, ext_source_task_slice(s, t, arg));
+}
+
+static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    return finish_slice(arg, receiver_task_slice(s, t, arg));
 }
 
 /* ---- per-shard set-up -------------------------------------------------------- */
@@ -1731,12 +1775,13 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
      * per peer, plus one being filled and one being read: size the pool so
      * that it can never run dry while every ring is full. */
     uint64_t channels = job->n_channels ? job->n_channels : 1;
+    o.ring_capacity = (uint32_t)spate_config_get_int(cfg, "pipeline.exchange.buffers");
     uint64_t need = channels * x->n * (o.ring_capacity + 2) + 64;
     if (need > SPATE_BATCH_POOL_MAX) {
         rc = spate_error_set(err, -SPATE_ECONFIG,
-                             "shards.ring.capacity: %u entries x %u shards x %llu exchanges needs "
-                             "a pool of %llu batches per shard, above the limit %u; lower "
-                             "shards.ring.capacity",
+                             "pipeline.exchange.buffers: %u batches x %u shards x %llu exchanges "
+                             "needs a pool of %llu batches per shard, above the limit %u; lower "
+                             "pipeline.exchange.buffers",
                              o.ring_capacity, x->n, (unsigned long long)channels,
                              (unsigned long long)need, SPATE_BATCH_POOL_MAX);
         goto out;

@@ -1073,8 +1073,8 @@ TEST(ConfigDescribe, ListsEveryKeyWithTypeDefaultValueAndOrigin)
     EXPECT_CONTAINS(out, "# type: double in [1, 1000], default: 4\n");
     EXPECT_CONTAINS(out, "# type: int, power of two in 16..1048576, default: 1024\n"
                          "shards.ring.capacity: 4096  # -D\n");
-    EXPECT_CONTAINS(out, "# type: bytes in 1kb..16mb, default: 64kb\n"
-                         "shards.batch.size: 64kb  # default\n");
+    EXPECT_CONTAINS(out, "# type: bytes in 1kb..16mb, default: 32kb\n"
+                         "shards.batch.size: 32kb  # default\n");
     EXPECT_CONTAINS(out, "# type: enum auto|msg-ring|eventfd, default: auto\n"
                          "shards.wakeup: auto  # default\n");
 }

@@ -46,7 +46,7 @@ TEST(RuntimeConfig, DefaultsUseEveryAllowedCpu)
     EXPECT_FALSE(o.opts.busy_poll);
     EXPECT_EQ(500000u, o.opts.task_quota_ns);
     EXPECT_EQ(1024u, o.opts.ring_capacity);
-    EXPECT_EQ(64u * 1024, o.opts.batch_bytes);
+    EXPECT_EQ(32u * 1024, o.opts.batch_bytes);
 }
 
 TEST(RuntimeConfig, MoreShardsThanCpusIsRefusedWhenPinning)

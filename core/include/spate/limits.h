@@ -24,7 +24,7 @@
 /* Batch buffers: bytes per batch and batches pooled per shard. */
 #define SPATE_BATCH_BYTES_MIN 1024
 #define SPATE_BATCH_BYTES_MAX (16u << 20)
-#define SPATE_BATCH_BYTES_DEFAULT (64u << 10)
+#define SPATE_BATCH_BYTES_DEFAULT (32u << 10)
 #define SPATE_BATCH_POOL_MIN 2
 #define SPATE_BATCH_POOL_MAX (1u << 16)
 #define SPATE_BATCH_POOL_DEFAULT 1024
