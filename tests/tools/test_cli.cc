@@ -16,6 +16,7 @@ namespace {
 
 const std::string kRing = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-ring";
 const std::string kLatency = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-latency";
+const std::string kClicks = std::string(SPATE_BUILD_DIR) + "/tools/spate-example-clicks";
 
 struct Result {
     int exit_code;
@@ -140,6 +141,20 @@ TEST(Cli, LatencyBenchmarkRunsBothModes)
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("busy-poll")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("sleeping")) << r.output;
+}
+
+// The example job of docs/api.md gives the same lines on 1 and 2 shards, and
+// none of its clicks is late (its watermarks allow the generator's disorder).
+TEST(Cli, ExampleJobIsDeterministicAcrossShardCounts)
+{
+    Result one = run(kClicks + " -D shards.pin=false -D shards.count=1 | sort");
+    Result two = run(kClicks + " -D shards.pin=false -D shards.count=2 | sort");
+    EXPECT_EQ(0, one.exit_code) << one.output;
+    EXPECT_EQ(0, two.exit_code) << two.output;
+    EXPECT_GT(lines(one.output), 100);
+    EXPECT_EQ(lines(one.output), lines(two.output));
+    EXPECT_TRUE(one.output == two.output) << "outputs differ (sorted lines)";
+    EXPECT_EQ(std::string::npos, one.output.find("\"page\"")) << "late clicks were printed";
 }
 
 // SIGINT on an unbounded run drains the shards and exits 0 (under ASan the
