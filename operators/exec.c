@@ -104,6 +104,7 @@ struct op {
     bool idle;
     bool ended;
     unsigned char *out_rec;   /* scratch output record */
+    uint32_t out_bytes;       /* its size (the output schema's record bytes) */
     char *out_arena_mem;
     struct sp_arena out_arena;
     /* Keyed operators. */
@@ -465,7 +466,7 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
     int rc;
     switch (n->kind) {
     case NODE_MAP:
-        memset(op->out_rec, 0, spate_schema_record_bytes(n->schema));
+        memset(op->out_rec, 0, op->out_bytes);
         op->out_arena.used_bytes = 0;
         rc = n->u.map.fn(&c, rec, op->out_rec, n->arg);
         if (rc < 0)
@@ -1139,6 +1140,9 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
     struct node *n = ts->head->node;
     const struct spate_generator_opts *o = &n->u.gen.opts;
     uint32_t rb = spate_schema_record_bytes(n->schema);
+    int64_t ts_offset = -1;
+    if (n->u.gen.ts_field >= 0)
+        ts_offset = spate_schema_field(n->schema, (uint32_t)n->u.gen.ts_field)->offset;
     double rate_per_shard = o->rate_per_s / ts->se->x->n;
     uint64_t emitted = 0;
     for (uint32_t k = 1;; k++) {
@@ -1164,9 +1168,8 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         if (rc == 0)
             continue;
         int64_t ev;
-        if (n->u.gen.ts_field >= 0)
-            memcpy(&ev, ts->rec + spate_schema_field(n->schema, (uint32_t)n->u.gen.ts_field)->offset,
-                   sizeof(ev));
+        if (ts_offset >= 0)
+            memcpy(&ev, ts->rec + ts_offset, sizeof(ev));
         else
             ev = wall_ms();
         if (ev > ts->max_ts)
@@ -1480,6 +1483,7 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
         op->in_wm[i] = SPATE_WATERMARK_MIN;
     uint32_t nshards = se->x->n;
     uint32_t rb = spate_schema_record_bytes(n->schema);
+    op->out_bytes = rb;
     if (n->kind == NODE_MAP) {
         op->out_rec = sp_shard_alloc(se->shard, rb);
         if (!op->out_rec)
