@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tools/run.sh - the README's first command: installs what is missing, builds
 # the release configuration and runs the main job. Until the fraud-scorer job
-# exists (issue 7), the runtime benchmarks stand in for it: ring throughput
-# between two pinned shards, then cross-shard latency (busy-poll and sleeping).
-# Extra arguments go to both benchmarks (e.g. --seconds 10, -D shards.pin=false).
+# exists (issue 7), the benchmarks stand in for it: ring throughput between
+# two pinned shards, cross-shard latency (busy-poll and sleeping), and the
+# DataStream API on every shard (a chained pipeline and a keyed count).
+# Extra arguments go to every benchmark (e.g. -D shards.pin=false).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,3 +21,5 @@ fi
 build/release/bench/spate-bench-ring "${extra[@]}" "$@"
 echo
 build/release/bench/spate-bench-latency "${extra[@]}" "$@"
+echo
+build/release/bench/spate-bench-dataflow "${extra[@]}" "$@"
