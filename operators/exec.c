@@ -590,6 +590,9 @@ static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idl
 {
     struct node *n = op->node;
     if ((n->kind == NODE_PROCESS || n->kind == NODE_KEYED) && !idle) {
+        /* Timers fire before op->wm moves: inside on_timer,
+         * spate_ctx_watermark is still the previous watermark (Flink
+         * advances it first; windows here rely on the current order). */
         for (;;) {
             /* Stop between timers when blocked or out of quota: a final
              * watermark can fire millions of them. */
@@ -694,6 +697,7 @@ void *sp_op_arg(const struct op *op) { return op->node->arg; }
 void **sp_op_impl(struct op *op) { return &op->impl; }
 struct sp_shard *sp_op_shard(const struct op *op) { return op->se->shard; }
 struct op *sp_ctx_op(const struct spate_ctx *c) { return c->op; }
+void sp_ctx_set_timestamp(struct spate_ctx *c, int64_t ts_ms) { c->ts = ts_ms; }
 struct sp_state_backend *sp_ctx_backend(const struct spate_ctx *c) { return c->op->se->state; }
 
 int sp_ctx_state_ref(const struct spate_ctx *c, int state, const void *ns, uint32_t ns_bytes,
@@ -965,11 +969,11 @@ static void task_finished(struct shard_exec *se)
         sp_runtime_stop_xs(se->x->rt, false);
 }
 
-/* Fires due processing-time timers of the task's keyed operators. Returns
- * 1 if blocked, 0 otherwise, <0 on error. */
-static int fire_processing_timers(struct task_state *ts)
+/* Fires processing-time timers of the task's keyed operators up to `now`
+ * (the clock, or INT64_MAX at the end of input). Returns 1 if blocked, 0
+ * otherwise, <0 on error. */
+static int fire_processing_timers_until(struct task_state *ts, int64_t now)
 {
-    int64_t now = wall_ms();
     for (uint32_t i = 0; i < ts->n_keyed; i++) {
         for (;;) {
             if (task_blocked(ts))
@@ -982,6 +986,11 @@ static int fire_processing_timers(struct task_state *ts)
         }
     }
     return 0;
+}
+
+static int fire_processing_timers(struct task_state *ts)
+{
+    return fire_processing_timers_until(ts, wall_ms());
 }
 
 /* Earliest processing-time timer of the task's operators, as a monotonic
@@ -1084,6 +1093,10 @@ static int task_finish_input(struct sp_shard *s, struct sp_task *t, struct task_
         return SP_TASK_YIELD;
     }
     if (!ts->ended) {
+        /* Processing-time timers still pending do not fire here (as in
+         * Flink): another input of the same operator may still be running.
+         * Operators that must fire at the end use an event-time timer at
+         * the final watermark (windows and joins do). */
         ts->ended = true;
         int rc = ts->kind == TASK_RECEIVER ? receiver_end(ts, ts->head) : op_end(ts, ts->head);
         if (rc < 0)
@@ -1151,7 +1164,9 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
             break;
         if (sp_shard_stopping(s) || ts->next_index >= ts->end_index)
             return task_finish_input(s, t, ts);
-        if (task_blocked(ts))
+        /* One record needs at most one fresh batch per sender it reaches:
+         * stop before the pool runs out, not in the middle of a record. */
+        if (task_blocked(ts) || sp_batch_pool_free(s) < ts->n_senders + 1)
             return SP_TASK_YIELD;
         if (rate_per_shard > 0) {
             double elapsed_s = (double)(sp_clock_ns() - ts->start_ns) / 1e9;
@@ -1241,7 +1256,8 @@ bool sp_source_should_yield(struct sp_source_split *sp)
 {
     if ((++sp->calls & 63) == 0 && sp_task_should_yield(sp->ts->se->shard))
         return true;
-    return task_blocked(sp->ts);
+    return task_blocked(sp->ts) ||
+           sp_batch_pool_free(sp->ts->se->shard) < sp->ts->n_senders + 1;
 }
 
 void sp_source_wake(struct sp_source_split *sp)
@@ -1276,7 +1292,8 @@ static int ext_source_task_slice(struct sp_shard *s, struct sp_task *t, void *ar
     struct node *n = ts->head->node;
     uint64_t before = ts->emitted_since_wm;
     int status = SP_SOURCE_MORE;
-    while (status == SP_SOURCE_MORE && !sp_task_should_yield(s) && !task_blocked(ts)) {
+    while (status == SP_SOURCE_MORE && !sp_task_should_yield(s) && !task_blocked(ts) &&
+           sp_batch_pool_free(s) >= ts->n_senders + 1) {
         if (sp_shard_stopping(s)) {
             status = SP_SOURCE_END;
             break;
@@ -1310,7 +1327,7 @@ static int receiver_batch(struct task_state *ts)
     while (ts->cur_idx < b->record_count) {
         if ((ts->cur_idx & 63) == 63 && sp_task_should_yield(kb->se->shard))
             return 0;
-        if (task_blocked(ts))
+        if (task_blocked(ts) || sp_batch_pool_free(kb->se->shard) < ts->n_senders + 1)
             return 0;
         const unsigned char *slot = b->data + (size_t)ts->cur_idx * kb->stride;
         int64_t ev;
@@ -1444,7 +1461,13 @@ static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
 
 static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
 {
-    return finish_slice(arg, ext_source_task_slice(s, t, arg));
+    struct task_state *ts = arg;
+    int status = finish_slice(ts, ext_source_task_slice(s, t, ts));
+    /* The task is freed after DONE or an error: an I/O completion that
+     * arrives later must not wake it (sp_source_wake checks for NULL). */
+    if (status != SP_TASK_YIELD && status != SP_TASK_WAIT)
+        ts->split->task = NULL;
+    return status;
 }
 
 static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
@@ -1541,7 +1564,7 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
         op->sink->impl = NULL;
         int rc = n->sink_vt->open(op->sink);
         op->sink_open = rc == 0;
-        return rc;
+        return rc < 0 ? fail(se, rc, n->name) : 0;
     }
     return 0;
 }
@@ -1622,7 +1645,7 @@ static int shard_start(struct sp_shard *s, void *arg)
             ts->last_record_ns = ts->start_ns;
             rc = n->src_vt->open(ts->split);
             if (rc < 0)
-                return rc;
+                return fail(se, rc, n->name);
             rc = sp_task_spawn(s, n->name, ext_source_task, ts, NULL);
         } else if (n->kind == NODE_KEY_BY) {
             ts = new_task(se, TASK_RECEIVER, &se->ops[i]);

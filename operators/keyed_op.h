@@ -17,8 +17,10 @@
  *   - calls fini() on each shard after the run.
  * Results go out with spate_emit_at(), late records with spate_emit_side()
  * (side outputs are created by the operator's builder with
- * sp_job_add_side()). The record passed to push() is valid only during the
- * call: copy what you keep (state does).
+ * spate_side_output()). The record passed to push() is valid only during the
+ * call: copy what you keep (state does). The `ns` given to on_timer points
+ * into the timer service and is valid until the next timer register or
+ * delete: copy it before registering timers.
  *
  * Return convention: 0 or a negative error, which fails the job.
  */
@@ -64,6 +66,9 @@ void *sp_op_arg(const struct op *op);
 void **sp_op_impl(struct op *op);
 struct sp_shard *sp_op_shard(const struct op *op);
 struct op *sp_ctx_op(const struct spate_ctx *c);
+/* Sets the event time that spate_emit gives records emitted from here on
+ * in this call (e.g. a window's end - 1 around a process-window call). */
+void sp_ctx_set_timestamp(struct spate_ctx *c, int64_t ts_ms);
 struct sp_state_backend *sp_ctx_backend(const struct spate_ctx *c);
 
 /* A reference to state `state` (declared index) of the current key in

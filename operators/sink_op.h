@@ -6,7 +6,8 @@
  * executor calls open() before any record, write() for each record (with its
  * event time), end() once every input of the sink ended (flush and seal: the
  * last call with data), and close() after the run (free; also after a
- * failed run, when end() may not have been called). Per-shard state goes in
+ * failed run, when end() may not have been called; not when open() itself
+ * failed: open cleans up after itself). Per-shard state goes in
  * *sp_sink_impl(k), allocated with sp_shard_alloc(sp_sink_shard(k), ...).
  * Return convention: 0 or a negative error, which fails the job.
  */

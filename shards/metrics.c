@@ -29,6 +29,7 @@ void sp_metrics_shard(const struct sp_runtime *rt, uint32_t shard, struct sp_sha
     out->xs_calls_run = LOAD(m->xs_calls_run);
     out->shutdown_dropped_entries = LOAD(m->shutdown_dropped_entries);
     out->batch_pool_free = LOAD(m->batch_pool_free);
+    out->wakeup_rescues = LOAD(m->wakeup_rescues);
 }
 
 void sp_metrics_peer(const struct sp_runtime *rt, uint32_t shard, uint32_t peer,
@@ -82,6 +83,9 @@ static const struct shard_series shard_series[] = {
     {"spate_shard_shutdown_dropped_entries_total", SP_PROM_COUNTER,
      "Ring entries discarded by a drain because no task consumed them.",
      SHARD_FIELD(shutdown_dropped_entries), 1},
+    {"spate_shard_wakeup_rescues_total", SP_PROM_COUNTER,
+     "Sleeps that ended at the 100 ms cap with work pending: lost wake-ups (bugs).",
+     SHARD_FIELD(wakeup_rescues), 1},
     {"spate_shard_batch_pool_free_batches", SP_PROM_GAUGE,
      "Batches free in the shard's pool (the rest are filling or lent to peers).",
      SHARD_FIELD(batch_pool_free), 1},

@@ -35,6 +35,7 @@ struct sp_shard_stats {
     uint64_t xs_calls_run;
     uint64_t shutdown_dropped_entries;
     uint64_t batch_pool_free;   /* batches in the pool right now */
+    uint64_t wakeup_rescues;    /* capped sleeps that found work pending (lost wake-ups) */
 };
 
 struct sp_peer_stats {

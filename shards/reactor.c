@@ -58,6 +58,9 @@
 #include "core/log.h"
 #include "shards/shard_int.h"
 
+/* Longest sleep in io_uring (see idle_wait). */
+#define SP_SLEEP_CAP_NS 100000000ull
+
 uint64_t sp_clock_ns(void)
 {
     struct timespec ts;
@@ -688,7 +691,22 @@ static uint64_t idle_wait(struct sp_shard *s, uint64_t deadline_ns)
         ts.tv_nsec = (long long)(wait_ns % 1000000000ull);
         tsp = &ts;
     }
+    /* Never sleep unbounded: a wake-up lost to a bug would otherwise hang
+     * the shard. After a capped sleep that ends by timeout with work
+     * pending, the loop counts a rescue and logs it (a bug to chase). */
+    if (!tsp || (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec > SP_SLEEP_CAP_NS) {
+        ts.tv_sec = (long long)(SP_SLEEP_CAP_NS / 1000000000ull);
+        ts.tv_nsec = (long long)(SP_SLEEP_CAP_NS % 1000000000ull);
+        tsp = &ts;
+    }
     int rc = io_uring_submit_and_wait_timeout(&s->ring, &cqe, 1, tsp, NULL);
+    if (rc == -ETIME && !io_uring_cq_ready(&s->ring) && work_pending(s) &&
+        !(s->timer_count && s->timers[0]->deadline_ns <= sp_clock_ns()) &&
+        !(!s->stopping && atomic_load_explicit(&s->rt->stop_requested, memory_order_acquire))) {
+        SP_METRIC_ADD(s->metrics->wakeup_rescues, 1);
+        SP_LOG_WARN("shard %u: woke from a capped sleep with work pending: a wake-up was lost",
+                    s->id);
+    }
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
         SP_LOG_WARN("shard %u: io_uring wait failed: %s", s->id, strerror(-rc));
     atomic_store_explicit(&s->sleeping, 0, memory_order_relaxed);

@@ -25,6 +25,7 @@
 #define SP_SHARDS_SHARD_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/batch.h"

@@ -85,6 +85,7 @@ struct shard_metrics {
     _Atomic uint64_t xs_calls_run;
     _Atomic uint64_t shutdown_dropped_entries;
     _Atomic uint64_t batch_pool_free;
+    _Atomic uint64_t wakeup_rescues;
     struct peer_metrics *peers; /* [shard_count], allocated by the runtime */
 };
 

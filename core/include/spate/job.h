@@ -18,7 +18,9 @@
  * and mark a split idle after an idleness timeout, so that an idle split does
  * not hold back event time. An operator's watermark is the minimum over its
  * inputs. At the end of a bounded input the final watermark (INT64_MAX)
- * fires every pending timer and window, and the job ends.
+ * fires every pending event-time timer and window, and the job ends.
+ * Processing-time timers still pending then do not fire (as in Flink): use
+ * an event-time timer for work that must happen at the end.
  *
  * Records: user functions see plain C structs described by a schema
  * (spate/schema.h). A record passed to a function is valid only during the

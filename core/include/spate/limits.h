@@ -52,6 +52,17 @@
 #define SPATE_FIELD_NAME_MAX 64
 #define SPATE_LINE_BYTES_MAX (1u << 20)   /* one JSON or CSV line */
 
+/* Files (io/file_reader.c, io/file_writer.c, operators/source_file.c and
+ * sink_file.c). A reader holds two chunks and a line buffer of
+ * SPATE_LINE_BYTES_MAX + 1 bytes; a part-file writer's buffer holds any
+ * line an encoder can produce. Dead letters keep a bounded prefix of the
+ * raw text, so that one always fits a batch of the default size. */
+#define SPATE_FILE_CHUNK_BYTES (256u << 10)       /* one io_uring read */
+#define SPATE_FILE_READ_RETRIES_MAX 16            /* reads in a row that return EINTR/EAGAIN */
+#define SPATE_FILE_SOURCE_FILES_MAX 65536         /* files listed by one file source */
+#define SPATE_FILE_WRITE_BUFFER_BYTES (2u << 20)  /* per part file; > SPATE_LINE_BYTES_MAX + 1 */
+#define SPATE_DEAD_LETTER_TEXT_BYTES_MAX 1024     /* raw text kept in a dead letter */
+
 /* Names and text. */
 #define SPATE_TASK_NAME_MAX 32
 #define SPATE_CONFIG_KEY_MAX 128
