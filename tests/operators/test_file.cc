@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "../common/seed.h"
+#include "job_harness.h"
 #include "../common/temp_dir.h"
 
 extern "C" {
@@ -146,18 +147,6 @@ std::string csv_line(const Rec &r, char d)
            num(r.amount) + s + (r.flag ? "true" : "false");
 }
 
-spate_config *config_for(unsigned shards)
-{
-    spate_config *cfg = nullptr;
-    spate_config_create(&cfg);
-    spate_error err{};
-    std::string count = "shards.count=" + std::to_string(shards);
-    EXPECT_EQ(0, spate_config_set_kv(cfg, count.c_str(), &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.pin=false", &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.ring.capacity=16", &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.batch.size=4kb", &err)) << err.message;
-    return cfg;
-}
 
 std::vector<Row> rows(spate_collector *c)
 {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "../common/seed.h"
+#include "job_harness.h"
 
 extern "C" {
 #include "spate/config.h"
@@ -229,18 +230,6 @@ int join_fn(spate_ctx *, const void *left, const void *right, void *out, void *)
 
 // ---- jobs ------------------------------------------------------------------------
 
-spate_config *config_for(unsigned shards)
-{
-    spate_config *cfg = nullptr;
-    spate_config_create(&cfg);
-    spate_error err{};
-    std::string count = "shards.count=" + std::to_string(shards);
-    EXPECT_EQ(0, spate_config_set_kv(cfg, count.c_str(), &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.pin=false", &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.ring.capacity=16", &err)) << err.message;
-    EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.batch.size=4kb", &err)) << err.message;
-    return cfg;
-}
 
 spate_stream *source(spate_job *job, const Schemas &s, Side *side, bool right,
                      double rate_per_s = 0)
