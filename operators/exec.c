@@ -1171,8 +1171,14 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         if (rate_per_shard > 0) {
             double elapsed_s = (double)(sp_clock_ns() - ts->start_ns) / 1e9;
             uint64_t due = (uint64_t)(elapsed_s * rate_per_shard) + 1;
-            if ((ts->next_index - ts->first_index) / ts->stride >= due)
+            uint64_t done = (ts->next_index - ts->first_index) / ts->stride;
+            if (done >= due)
                 break;
+            if (o->max_burst_records && due - done > o->max_burst_records) {
+                /* Let the schedule slip: from now on, done + burst are due. */
+                double behind_s = (double)(done + o->max_burst_records - 1) / rate_per_shard;
+                ts->start_ns = sp_clock_ns() - (uint64_t)(behind_s * 1e9);
+            }
         }
         memset(ts->rec, 0, rb);
         uint64_t idx = ts->next_index;

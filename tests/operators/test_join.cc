@@ -899,6 +899,10 @@ struct Step {
     int64_t id;
 };
 
+// A script runs on one shard, one record per source slice (max_burst_records
+// 1, 5 ms apart), each slice ending with its watermark: both key_by receivers
+// are runnable before the source's next pacing tick, so every step reaches
+// the join after the watermark of the step before it, however slow the build.
 struct Script {
     std::vector<Step> steps;
 };
@@ -938,6 +942,7 @@ Result run_script(Script &sc, const JoinSpec &js, int64_t out_of_orderness_ms)
     o.timestamp_field = "ts";
     o.out_of_orderness_ms = out_of_orderness_ms;
     o.rate_per_s = 200;
+    o.max_burst_records = 1; // one record per slice, then its watermark: see Script
     auto *src = spate_source_generator(job, "script", s.left, script_gen, &sc, &o);
     auto *kl = spate_key_by_field(job, spate_filter(job, "lefts", src, is_left, nullptr), "key");
     auto *kr =

@@ -97,6 +97,12 @@ struct spate_generator_opts {
     const char *timestamp_field;  /* TIMESTAMP_MS or I64 field; NULL = ingestion time */
     int64_t out_of_orderness_ms;  /* bounded out-of-orderness of the watermarks */
     int64_t idle_timeout_ms;      /* a split silent this long is idle; 0 = never */
+    /* With rate_per_s: a split that fell behind its schedule (a stalled
+     * shard) catches up by at most this many records at once and lets the
+     * schedule slip by the rest. 0 = catch up fully (an open-loop load
+     * generator, so stalls show in latency instead of hiding as lower load).
+     * 1 gives each record its own slice and watermark: scripted tests. */
+    uint32_t max_burst_records;
 };
 
 /*
