@@ -35,8 +35,9 @@
  * (bad id, kind mismatch, key group out of range), -ENOMEM,
  * -SPATE_ELIMIT (a size limit from spate/limits.h).
  *
- * The RocksDB backend (issue 4) implements the same interface; the vtable
- * below is the seam.
+ * Backends: memory (below) and RocksDB (state/rocksdb.h) implement this
+ * interface through the ops in state/backend_int.h; this file's calls check
+ * their arguments and dispatch.
  */
 #ifndef SP_STATE_BACKEND_H
 #define SP_STATE_BACKEND_H
@@ -74,6 +75,11 @@ typedef int (*sp_state_map_fn)(const void *ukey, uint32_t ukey_bytes, const void
 int sp_state_memory_create(uint32_t first_kg, uint32_t end_kg, uint32_t max_parallelism,
                            struct sp_state_backend **out);
 void sp_state_destroy(struct sp_state_backend *b);
+
+/* "memory" or "rocksdb". */
+const char *sp_state_backend_name(const struct sp_state_backend *b);
+/* The key groups [*first_kg, *end_kg) this backend holds. */
+void sp_state_key_groups(const struct sp_state_backend *b, uint32_t *first_kg, uint32_t *end_kg);
 
 /* Registers a state; ids are dense from 0 in registration order. `name` is
  * copied. Registering the same name again with the same kind and TTL returns

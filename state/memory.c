@@ -48,6 +48,7 @@
 #include "spate/error.h"
 #include "spate/limits.h"
 #include "state/backend.h"
+#include "state/backend_int.h"
 #include "state/state_int.h"
 
 #define NOT_FOUND UINT32_MAX
@@ -59,12 +60,6 @@
 #define CELL_SEED_BASE 0x243f6a8885a308d3ull
 #define CELL_SEED_STEP 0x9e3779b97f4a7c15ull
 #define ENTRY_SEED     0x13198a2e03707344ull
-
-struct state_desc {
-    char *name;
-    enum sp_state_kind kind;
-    int64_t ttl_ms; /* 0: no TTL */
-};
 
 struct cell {
     int64_t expire_at_ms; /* VALUE, LIST of a TTL state; else INT64_MAX */
@@ -93,19 +88,9 @@ struct kg_table {
     uint32_t ttl_cells; /* cells of TTL states: the sweep skips a group without */
 };
 
-struct sp_state_backend {
-    uint32_t first_kg;
-    uint32_t end_kg;
-    uint32_t max_parallelism;
+struct mem_backend {
+    struct sp_state_backend base; /* first: the ops see this */
     struct kg_table *kgs; /* [end_kg - first_kg] */
-
-    struct state_desc *states;
-    uint32_t state_count;
-    uint32_t state_cap;
-    bool any_ttl;
-
-    int64_t (*now_ms)(void *arg);
-    void *clock_arg;
 
     uint64_t cells;
     uint64_t bytes;
@@ -127,6 +112,11 @@ struct sp_state_backend {
     uint32_t sweep_inner;
 };
 
+static inline struct mem_backend *mem_of(struct sp_state_backend *base)
+{
+    return (struct mem_backend *)base;
+}
+
 /* ---- small helpers --------------------------------------------------------- */
 
 static inline uint32_t align8(uint32_t n)
@@ -134,37 +124,9 @@ static inline uint32_t align8(uint32_t n)
     return (n + 7u) & ~7u;
 }
 
-static int64_t realtime_ms(void *arg)
+static inline struct kg_table *kg_of(struct mem_backend *b, uint32_t kg)
 {
-    (void)arg;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static inline int64_t now_ms(const struct sp_state_backend *b)
-{
-    return b->now_ms(b->clock_arg);
-}
-
-/* The clock, read only for states with TTL (others never need it). */
-static inline int64_t ttl_now(const struct sp_state_backend *b, const struct state_desc *st)
-{
-    return st->ttl_ms ? b->now_ms(b->clock_arg) : 0;
-}
-
-/* expire_at for a write at now: saturates rather than wrapping for huge
- * TTLs; INT64_MAX (never) without TTL. */
-static inline int64_t expiry_of(const struct state_desc *st, int64_t now)
-{
-    if (!st->ttl_ms)
-        return INT64_MAX;
-    return now > INT64_MAX - st->ttl_ms ? INT64_MAX : now + st->ttl_ms;
-}
-
-static inline struct kg_table *kg_of(struct sp_state_backend *b, uint32_t kg)
-{
-    return &b->kgs[kg - b->first_kg];
+    return &b->kgs[kg - b->base.first_kg];
 }
 
 static inline uint32_t payload_off(const struct cell *c)
@@ -203,36 +165,6 @@ static inline void copy_bytes(void *dst, const void *src, uint32_t n)
     sp_bytes_move(dst, src, n);
 }
 
-/*
- * Validates a ref against the backend and the expected kind (0: any).
- * -EINVAL for a group out of range, an unknown id, a kind mismatch or a NULL
- * pointer with a length; -SPATE_ELIMIT for a key or namespace that could
- * never have been stored.
- */
-static inline int check_ref(const struct sp_state_backend *b, const struct sp_state_ref *ref,
-                            enum sp_state_kind kind, const struct state_desc **st)
-{
-    if (!b || !ref || ref->key_group < b->first_kg || ref->key_group >= b->end_kg ||
-        ref->state_id >= b->state_count)
-        return -EINVAL;
-    const struct state_desc *d = &b->states[ref->state_id];
-    if (kind && d->kind != kind)
-        return -EINVAL;
-    if ((!ref->key && ref->key_bytes) || (!ref->ns && ref->ns_bytes))
-        return -EINVAL;
-    if (ref->key_bytes > SPATE_STATE_KEY_BYTES_MAX || ref->ns_bytes > SPATE_STATE_KEY_BYTES_MAX)
-        return -SPATE_ELIMIT;
-    *st = d;
-    return 0;
-}
-
-static inline int check_ukey(const void *ukey, uint32_t ukey_bytes)
-{
-    if (!ukey && ukey_bytes)
-        return -EINVAL;
-    return ukey_bytes > SPATE_STATE_KEY_BYTES_MAX ? -SPATE_ELIMIT : 0;
-}
-
 /* ---- cells ----------------------------------------------------------------- */
 
 static inline uint64_t cell_hash(const struct sp_state_ref *ref)
@@ -266,7 +198,7 @@ static inline uint32_t cell_find(const struct sp_otable *t, uint64_t h,
     return NOT_FOUND;
 }
 
-static inline void hint_set(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+static inline void hint_set(struct mem_backend *b, struct kg_table *kt, uint32_t i)
 {
     b->hint_kt = kt;
     b->hint_slot = i;
@@ -278,7 +210,7 @@ static inline void hint_set(struct sp_state_backend *b, struct kg_table *kt, uin
  * the cell hash unless the hint answered (then the cell exists and the
  * caller needs no hash), so an insert after NOT_FOUND can use it.
  */
-static inline uint32_t cell_lookup(struct sp_state_backend *b, struct kg_table *kt,
+static inline uint32_t cell_lookup(struct mem_backend *b, struct kg_table *kt,
                                    const struct sp_state_ref *ref, uint64_t *h)
 {
     uint32_t i = b->hint_slot;
@@ -293,7 +225,7 @@ static inline uint32_t cell_lookup(struct sp_state_backend *b, struct kg_table *
 }
 
 /* A new cell for ref with room for payload_cap bytes, not yet in a table. */
-static struct cell *cell_new(struct sp_state_backend *b, const struct sp_state_ref *ref,
+static struct cell *cell_new(struct mem_backend *b, const struct sp_state_ref *ref,
                              uint32_t payload_cap, int64_t expire_at_ms)
 {
     size_t bytes = sizeof(struct cell) + align8(ref->key_bytes + ref->ns_bytes) + payload_cap;
@@ -319,7 +251,7 @@ static struct cell *cell_new(struct sp_state_backend *b, const struct sp_state_r
  * writes back): it is moved along with the cell, so the copy that follows
  * still reads live memory. Returns the cell, or NULL (cell unchanged).
  */
-static struct cell *cell_realloc(struct sp_state_backend *b, struct sp_slot *s, uint32_t new_cap,
+static struct cell *cell_realloc(struct mem_backend *b, struct sp_slot *s, uint32_t new_cap,
                                  const void **src)
 {
     struct cell *c = s->ptr;
@@ -341,17 +273,17 @@ static struct cell *cell_realloc(struct sp_state_backend *b, struct sp_slot *s, 
     return n;
 }
 
-static void entry_free(struct sp_state_backend *b, struct entry *e)
+static void entry_free(struct mem_backend *b, struct entry *e)
 {
     b->bytes -= entry_size(e);
     free(e);
 }
 
-static void cell_free(struct sp_state_backend *b, struct cell *c)
+static void cell_free(struct mem_backend *b, struct cell *c)
 {
     if (b->hint_cell == c)
         b->hint_cell = NULL;
-    if (b->states[c->state_id].kind == SP_STATE_MAP) {
+    if (b->base.states[c->state_id].kind == SP_STATE_MAP) {
         struct sp_otable *m = map_of(c);
         for (uint32_t i = 0; i < m->cap; i++) {
             if (m->slots[i].ptr)
@@ -366,30 +298,30 @@ static void cell_free(struct sp_state_backend *b, struct cell *c)
 /* Inserts a cell whose table has room (sp_otable_reserve succeeded); the
  * next lookup of it hits the hint (a get after a first put, and the
  * reverse, are the common pattern). */
-static void cell_insert(struct sp_state_backend *b, struct kg_table *kt, uint64_t h, struct cell *c)
+static void cell_insert(struct mem_backend *b, struct kg_table *kt, uint64_t h, struct cell *c)
 {
     uint32_t i = sp_otable_empty_slot(&kt->t, h);
     sp_otable_insert_at(&kt->t, i, h, c);
     b->cells++;
-    if (b->states[c->state_id].ttl_ms)
+    if (b->base.states[c->state_id].ttl_ms)
         kt->ttl_cells++;
     hint_set(b, kt, i);
 }
 
 /* Removes and frees the cell in slot i; the slot may then hold another
  * cell shifted back into it (state_int.h, invariant 2). */
-static void cell_remove_at(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+static void cell_remove_at(struct mem_backend *b, struct kg_table *kt, uint32_t i)
 {
     struct cell *c = kt->t.slots[i].ptr;
     sp_otable_remove_at(&kt->t, i);
     b->cells--;
-    if (b->states[c->state_id].ttl_ms)
+    if (b->base.states[c->state_id].ttl_ms)
         kt->ttl_cells--;
     cell_free(b, c);
 }
 
 /* Removal outside the sweep: also lets the group's table shrink. */
-static void cell_drop(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+static void cell_drop(struct mem_backend *b, struct kg_table *kt, uint32_t i)
 {
     cell_remove_at(b, kt, i);
     sp_otable_maybe_shrink(&kt->t, &b->bytes);
@@ -417,7 +349,7 @@ static inline uint32_t entry_find(const struct sp_otable *m, uint64_t h, const v
     return NOT_FOUND;
 }
 
-static struct entry *entry_new(struct sp_state_backend *b, const void *ukey, uint32_t ukey_bytes,
+static struct entry *entry_new(struct mem_backend *b, const void *ukey, uint32_t ukey_bytes,
                                const void *value, uint32_t value_bytes, int64_t expire_at_ms)
 {
     size_t bytes = sizeof(struct entry) + align8(ukey_bytes) + value_bytes;
@@ -435,7 +367,7 @@ static struct entry *entry_new(struct sp_state_backend *b, const void *ukey, uin
     return e;
 }
 
-static void entry_remove_at(struct sp_state_backend *b, struct sp_otable *m, uint32_t i)
+static void entry_remove_at(struct mem_backend *b, struct sp_otable *m, uint32_t i)
 {
     struct entry *e = m->slots[i].ptr;
     sp_otable_remove_at(m, i);
@@ -443,7 +375,7 @@ static void entry_remove_at(struct sp_state_backend *b, struct sp_otable *m, uin
 }
 
 /* Overwrites an entry's value, in place when it fits (see value_put). */
-static int entry_set(struct sp_state_backend *b, struct sp_slot *s, const void *value,
+static int entry_set(struct mem_backend *b, struct sp_slot *s, const void *value,
                      uint32_t bytes, int64_t expire_at_ms)
 {
     struct entry *e = s->ptr;
@@ -473,7 +405,7 @@ static int entry_set(struct sp_state_backend *b, struct sp_slot *s, const void *
  * slot, which then holds the next member of the run, if any. Returns how
  * many entries were reclaimed; *pos == m->cap means the map is done.
  */
-static uint32_t map_sweep(struct sp_state_backend *b, struct sp_otable *m, int64_t now,
+static uint32_t map_sweep(struct mem_backend *b, struct sp_otable *m, int64_t now,
                           uint32_t *pos, uint32_t *work, uint32_t budget)
 {
     uint32_t reclaimed = 0;
@@ -496,34 +428,35 @@ static uint32_t map_sweep(struct sp_state_backend *b, struct sp_otable *m, int64
 
 /* ---- life cycle ---------------------------------------------------------- */
 
+static const struct sp_state_ops memory_ops;
+
 int sp_state_memory_create(uint32_t first_kg, uint32_t end_kg, uint32_t max_parallelism,
                            struct sp_state_backend **out)
 {
-    if (!out || max_parallelism == 0 || max_parallelism > SPATE_MAX_PARALLELISM_MAX ||
-        first_kg >= end_kg || end_kg > max_parallelism)
+    if (!out)
         return -EINVAL;
-    struct sp_state_backend *b = calloc(1, sizeof(*b));
+    struct mem_backend *b = calloc(1, sizeof(*b));
     if (!b)
         return -ENOMEM;
+    int rc = sp_state_base_init(&b->base, &memory_ops, first_kg, end_kg, max_parallelism);
+    if (rc) {
+        free(b);
+        return rc;
+    }
     /* Group tables start without slots: a group allocates on its first cell. */
     b->kgs = calloc(end_kg - first_kg, sizeof(*b->kgs));
     if (!b->kgs) {
         free(b);
         return -ENOMEM;
     }
-    b->first_kg = first_kg;
-    b->end_kg = end_kg;
-    b->max_parallelism = max_parallelism;
-    b->now_ms = realtime_ms;
-    *out = b;
+    *out = &b->base;
     return 0;
 }
 
-void sp_state_destroy(struct sp_state_backend *b)
+static void mem_destroy(struct sp_state_backend *base)
 {
-    if (!b)
-        return;
-    for (uint32_t g = 0; g < b->end_kg - b->first_kg; g++) {
+    struct mem_backend *b = mem_of(base);
+    for (uint32_t g = 0; g < b->base.end_kg - b->base.first_kg; g++) {
         struct sp_otable *t = &b->kgs[g].t;
         for (uint32_t i = 0; i < t->cap; i++) {
             if (t->slots[i].ptr)
@@ -532,73 +465,23 @@ void sp_state_destroy(struct sp_state_backend *b)
         sp_otable_fini(t, &b->bytes);
     }
     free(b->kgs);
-    for (uint32_t i = 0; i < b->state_count; i++)
-        free(b->states[i].name);
-    free(b->states);
+    sp_state_base_fini(&b->base);
     free(b);
-}
-
-int sp_state_register(struct sp_state_backend *b, const char *name, enum sp_state_kind kind,
-                      int64_t ttl_ms, uint32_t *state_id)
-{
-    if (!b || !name || !name[0] || !state_id || ttl_ms < 0 ||
-        (kind != SP_STATE_VALUE && kind != SP_STATE_LIST && kind != SP_STATE_MAP))
-        return -EINVAL;
-    size_t len = strnlen(name, SPATE_STATE_NAME_MAX);
-    if (len >= SPATE_STATE_NAME_MAX)
-        return -SPATE_ELIMIT;
-    /* Registration happens at operator start, so a linear scan is fine. */
-    for (uint32_t i = 0; i < b->state_count; i++) {
-        if (strcmp(b->states[i].name, name) == 0) {
-            if (b->states[i].kind != kind || b->states[i].ttl_ms != ttl_ms)
-                return -EINVAL;
-            *state_id = i;
-            return 0;
-        }
-    }
-    if (b->state_count >= SPATE_STATES_MAX)
-        return -SPATE_ELIMIT;
-    if (b->state_count == b->state_cap) {
-        uint32_t cap = b->state_cap ? b->state_cap * 2 : 8;
-        struct state_desc *s = realloc(b->states, cap * sizeof(*s));
-        if (!s)
-            return -ENOMEM;
-        b->states = s;
-        b->state_cap = cap;
-    }
-    char *copy = malloc(len + 1);
-    if (!copy)
-        return -ENOMEM;
-    memcpy(copy, name, len + 1);
-    b->states[b->state_count] = (struct state_desc){copy, kind, ttl_ms};
-    if (ttl_ms)
-        b->any_ttl = true;
-    *state_id = b->state_count++;
-    return 0;
-}
-
-void sp_state_set_clock(struct sp_state_backend *b, int64_t (*now_fn)(void *arg), void *arg)
-{
-    b->now_ms = now_fn ? now_fn : realtime_ms;
-    b->clock_arg = now_fn ? arg : NULL;
 }
 
 /* ---- VALUE --------------------------------------------------------------- */
 
-int sp_state_value_get(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                       const void **value, uint32_t *bytes)
+static int mem_value_get(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                         const void **value, uint32_t *bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_VALUE, &st);
-    if (rc)
-        return rc;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h;
     uint32_t i = cell_lookup(b, kt, ref, &h);
     if (i == NOT_FOUND)
         return 0;
     struct cell *c = kt->t.slots[i].ptr;
-    if (st->ttl_ms && now_ms(b) >= c->expire_at_ms) {
+    if (st->ttl_ms && sp_state_now_ms(&b->base) >= c->expire_at_ms) {
         cell_drop(b, kt, i);
         return 0;
     }
@@ -614,20 +497,14 @@ int sp_state_value_get(struct sp_state_backend *b, const struct sp_state_ref *re
  * the cell and overwrites its bytes in place: no allocation. A larger value
  * reallocates the cell; a much smaller one gives the slack back.
  */
-int sp_state_value_put(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                       const void *value, uint32_t bytes)
+static int mem_value_put(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                         const void *value, uint32_t bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_VALUE, &st);
-    if (rc)
-        return rc;
-    if (!value && bytes)
-        return -EINVAL;
-    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
-        return -SPATE_ELIMIT;
+    struct mem_backend *b = mem_of(base);
+    int rc;
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h = 0;
-    int64_t expire_at_ms = expiry_of(st, ttl_now(b, st));
+    int64_t expire_at_ms = sp_state_expiry(st, sp_state_ttl_now(&b->base, st));
     uint32_t i = cell_lookup(b, kt, ref, &h);
     if (i != NOT_FOUND) {
         struct sp_slot *s = &kt->t.slots[i];
@@ -672,21 +549,15 @@ int sp_state_value_put(struct sp_state_backend *b, const struct sp_state_ref *re
 #define LIST_RECORD_HEADER 4u
 
 /* Returns 0. */
-int sp_state_list_append(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                         const void *elem, uint32_t bytes)
+static int mem_list_append(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                           const void *elem, uint32_t bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_LIST, &st);
-    if (rc)
-        return rc;
-    if (!elem && bytes)
-        return -EINVAL;
-    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
-        return -SPATE_ELIMIT;
+    struct mem_backend *b = mem_of(base);
+    int rc;
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h = 0;
-    int64_t now = ttl_now(b, st);
-    int64_t expire_at_ms = expiry_of(st, now);
+    int64_t now = sp_state_ttl_now(&b->base, st);
+    int64_t expire_at_ms = sp_state_expiry(st, now);
     uint32_t record = LIST_RECORD_HEADER + bytes;
     uint32_t i = cell_lookup(b, kt, ref, &h);
     struct cell *c;
@@ -746,22 +617,17 @@ static int list_visit(struct cell *c, sp_state_list_fn fn, void *arg)
 }
 
 /* fn must not call a mutating function of this backend. */
-int sp_state_list_iterate(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                          sp_state_list_fn fn, void *arg)
+static int mem_list_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                            sp_state_list_fn fn, void *arg)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_LIST, &st);
-    if (rc)
-        return rc;
-    if (!fn)
-        return -EINVAL;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h;
     uint32_t i = cell_lookup(b, kt, ref, &h);
     if (i == NOT_FOUND)
         return 0;
     struct cell *c = kt->t.slots[i].ptr;
-    if (st->ttl_ms && now_ms(b) >= c->expire_at_ms) {
+    if (st->ttl_ms && sp_state_now_ms(&b->base) >= c->expire_at_ms) {
         cell_drop(b, kt, i);
         return 0;
     }
@@ -771,7 +637,7 @@ int sp_state_list_iterate(struct sp_state_backend *b, const struct sp_state_ref 
 /* ---- MAP ----------------------------------------------------------------- */
 
 /* Finds the MAP cell of ref: its slot index in kt, or NOT_FOUND. */
-static inline uint32_t map_cell_find(struct sp_state_backend *b, struct kg_table *kt,
+static inline uint32_t map_cell_find(struct mem_backend *b, struct kg_table *kt,
                                      const struct sp_state_ref *ref)
 {
     uint64_t h;
@@ -780,7 +646,7 @@ static inline uint32_t map_cell_find(struct sp_state_backend *b, struct kg_table
 
 /* After entries left map cell i: drops the cell when it is empty
  * (invariant 2), else lets its map shrink. */
-static void map_settle(struct sp_state_backend *b, struct kg_table *kt, uint32_t i)
+static void map_settle(struct mem_backend *b, struct kg_table *kt, uint32_t i)
 {
     struct cell *c = kt->t.slots[i].ptr;
     struct sp_otable *m = map_of(c);
@@ -790,13 +656,10 @@ static void map_settle(struct sp_state_backend *b, struct kg_table *kt, uint32_t
         sp_otable_maybe_shrink(m, &b->bytes);
 }
 
-int sp_state_map_get(struct sp_state_backend *b, const struct sp_state_ref *ref, const void *ukey,
-                     uint32_t ukey_bytes, const void **value, uint32_t *bytes)
+static int mem_map_get(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                       const void *ukey, uint32_t ukey_bytes, const void **value, uint32_t *bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
-    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
-        return rc;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint32_t i = map_cell_find(b, kt, ref);
     if (i == NOT_FOUND)
@@ -806,7 +669,7 @@ int sp_state_map_get(struct sp_state_backend *b, const struct sp_state_ref *ref,
     if (j == NOT_FOUND)
         return 0;
     struct entry *e = m->slots[j].ptr;
-    if (st->ttl_ms && now_ms(b) >= e->expire_at_ms) {
+    if (st->ttl_ms && sp_state_now_ms(&b->base) >= e->expire_at_ms) {
         entry_remove_at(b, m, j);
         map_settle(b, kt, i);
         return 0;
@@ -819,21 +682,15 @@ int sp_state_map_get(struct sp_state_backend *b, const struct sp_state_ref *ref,
 }
 
 /* Returns 0. */
-int sp_state_map_put(struct sp_state_backend *b, const struct sp_state_ref *ref, const void *ukey,
-                     uint32_t ukey_bytes, const void *value, uint32_t bytes)
+static int mem_map_put(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                       const void *ukey, uint32_t ukey_bytes, const void *value, uint32_t bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
-    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
-        return rc;
-    if (!value && bytes)
-        return -EINVAL;
-    if (bytes > SPATE_STATE_VALUE_BYTES_MAX)
-        return -SPATE_ELIMIT;
+    struct mem_backend *b = mem_of(base);
+    int rc;
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h = 0;
     uint64_t eh = entry_hash(ukey, ukey_bytes);
-    int64_t expire_at_ms = expiry_of(st, ttl_now(b, st));
+    int64_t expire_at_ms = sp_state_expiry(st, sp_state_ttl_now(&b->base, st));
     uint32_t i = cell_lookup(b, kt, ref, &h);
     if (i != NOT_FOUND) {
         struct sp_otable *m = map_of(kt->t.slots[i].ptr);
@@ -877,13 +734,10 @@ int sp_state_map_put(struct sp_state_backend *b, const struct sp_state_ref *ref,
     return 0;
 }
 
-int sp_state_map_remove(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                        const void *ukey, uint32_t ukey_bytes)
+static int mem_map_remove(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                          const void *ukey, uint32_t ukey_bytes)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
-    if (rc || (rc = check_ukey(ukey, ukey_bytes)))
-        return rc;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint32_t i = map_cell_find(b, kt, ref);
     if (i == NOT_FOUND)
@@ -893,7 +747,7 @@ int sp_state_map_remove(struct sp_state_backend *b, const struct sp_state_ref *r
     if (j == NOT_FOUND)
         return 0;
     /* An expired entry was already absent to every reader. */
-    bool live = !st->ttl_ms || now_ms(b) < ((struct entry *)m->slots[j].ptr)->expire_at_ms;
+    bool live = !st->ttl_ms || sp_state_now_ms(&b->base) < ((struct entry *)m->slots[j].ptr)->expire_at_ms;
     entry_remove_at(b, m, j);
     map_settle(b, kt, i);
     return live ? 1 : 0;
@@ -901,15 +755,11 @@ int sp_state_map_remove(struct sp_state_backend *b, const struct sp_state_ref *r
 
 /* fn must not call a mutating function of this backend. Expired entries
  * are reclaimed first, so fn sees live ones only. */
-int sp_state_map_iterate(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                         sp_state_map_fn fn, void *arg)
+static int mem_map_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
+                           sp_state_map_fn fn, void *arg)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, SP_STATE_MAP, &st);
-    if (rc)
-        return rc;
-    if (!fn)
-        return -EINVAL;
+    struct mem_backend *b = mem_of(base);
+    int rc;
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint32_t i = map_cell_find(b, kt, ref);
     if (i == NOT_FOUND)
@@ -917,7 +767,7 @@ int sp_state_map_iterate(struct sp_state_backend *b, const struct sp_state_ref *
     struct sp_otable *m = map_of(kt->t.slots[i].ptr);
     if (st->ttl_ms) {
         uint32_t pos = 0, work = 0;
-        if (map_sweep(b, m, now_ms(b), &pos, &work, UINT32_MAX)) {
+        if (map_sweep(b, m, sp_state_now_ms(&b->base), &pos, &work, UINT32_MAX)) {
             if (m->count == 0) {
                 cell_drop(b, kt, i);
                 return 0;
@@ -939,7 +789,7 @@ int sp_state_map_iterate(struct sp_state_backend *b, const struct sp_state_ref *
 /* ---- any kind ------------------------------------------------------------ */
 
 /* True when cell c of state st holds anything a reader could see at now. */
-static bool cell_live(struct cell *c, const struct state_desc *st, int64_t now)
+static bool cell_live(struct cell *c, const struct sp_state_desc *st, int64_t now)
 {
     if (!st->ttl_ms)
         return true;
@@ -954,12 +804,9 @@ static bool cell_live(struct cell *c, const struct state_desc *st, int64_t now)
     return false;
 }
 
-int sp_state_clear(struct sp_state_backend *b, const struct sp_state_ref *ref)
+static int mem_clear(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st)
 {
-    const struct state_desc *st;
-    int rc = check_ref(b, ref, 0, &st);
-    if (rc)
-        return rc;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
     uint64_t h;
     uint32_t i = cell_lookup(b, kt, ref, &h);
@@ -967,7 +814,7 @@ int sp_state_clear(struct sp_state_backend *b, const struct sp_state_ref *ref)
         return 0;
     /* Clearing an expired cell reclaims it but reports "absent", as a read
      * would have. */
-    bool live = cell_live(kt->t.slots[i].ptr, st, ttl_now(b, st));
+    bool live = cell_live(kt->t.slots[i].ptr, st, sp_state_ttl_now(&b->base, st));
     cell_drop(b, kt, i);
     return live ? 1 : 0;
 }
@@ -982,14 +829,11 @@ int sp_state_clear(struct sp_state_backend *b, const struct sp_state_ref *ref)
  * one behind the cursor; the next lap then gets it. Tables shrink only when
  * the sweep leaves a group, so slot positions hold still during a pass.
  */
-int sp_state_sweep(struct sp_state_backend *b, uint32_t budget)
+static int mem_sweep(struct sp_state_backend *base, uint32_t budget)
 {
-    if (!b || !b->any_ttl || budget == 0)
-        return 0;
-    if (budget > INT_MAX)
-        budget = INT_MAX; /* the count of reclaimed entries must fit the int */
-    int64_t now = now_ms(b);
-    uint32_t groups = b->end_kg - b->first_kg;
+    struct mem_backend *b = mem_of(base);
+    int64_t now = sp_state_now_ms(&b->base);
+    uint32_t groups = b->base.end_kg - b->base.first_kg;
     uint32_t work = 0, group_steps = 0;
     int reclaimed = 0;
     while (work < budget) {
@@ -1007,11 +851,11 @@ int sp_state_sweep(struct sp_state_backend *b, uint32_t budget)
         uint32_t i = b->sweep_slot;
         struct cell *c = kt->t.slots[i].ptr;
         work++;
-        if (!c || !b->states[c->state_id].ttl_ms) {
+        if (!c || !b->base.states[c->state_id].ttl_ms) {
             b->sweep_slot++;
             continue;
         }
-        if (b->states[c->state_id].kind == SP_STATE_MAP) {
+        if (b->base.states[c->state_id].kind == SP_STATE_MAP) {
             struct sp_otable *m = map_of(c);
             reclaimed += (int)map_sweep(b, m, now, &b->sweep_inner, &work, budget);
             if (b->sweep_inner < m->cap)
@@ -1035,30 +879,30 @@ int sp_state_sweep(struct sp_state_backend *b, uint32_t budget)
     return reclaimed;
 }
 
-uint64_t sp_state_cell_count(const struct sp_state_backend *b)
+static uint64_t mem_cell_count(const struct sp_state_backend *base)
 {
+    const struct mem_backend *b = (const struct mem_backend *)base;
     return b->cells;
 }
 
-uint64_t sp_state_bytes(const struct sp_state_backend *b)
+static uint64_t mem_bytes(const struct sp_state_backend *base)
 {
+    const struct mem_backend *b = (const struct mem_backend *)base;
     return b->bytes;
 }
 
 /* fn must not call a mutating function of this backend. Expired cells and
  * entries are skipped, not reclaimed: visiting does not mutate. */
-int sp_state_iterate_key_group(struct sp_state_backend *b, uint32_t kg, sp_state_cell_fn fn,
-                               void *arg)
+static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_state_cell_fn fn, void *arg)
 {
-    if (!b || !fn || kg < b->first_kg || kg >= b->end_kg)
-        return -EINVAL;
+    struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, kg);
-    int64_t now = kt->ttl_cells ? now_ms(b) : 0;
+    int64_t now = kt->ttl_cells ? sp_state_now_ms(&b->base) : 0;
     for (uint32_t i = 0; i < kt->t.cap; i++) {
         struct cell *c = kt->t.slots[i].ptr;
         if (!c)
             continue;
-        const struct state_desc *st = &b->states[c->state_id];
+        const struct sp_state_desc *st = &b->base.states[c->state_id];
         struct sp_state_ref ref = {
             .state_id = c->state_id,
             .key_group = kg,
@@ -1094,3 +938,21 @@ int sp_state_iterate_key_group(struct sp_state_backend *b, uint32_t kg, sp_state
     }
     return 0;
 }
+
+static const struct sp_state_ops memory_ops = {
+    .name = "memory",
+    .destroy = mem_destroy,
+    .value_get = mem_value_get,
+    .value_put = mem_value_put,
+    .list_append = mem_list_append,
+    .list_iterate = mem_list_iterate,
+    .map_get = mem_map_get,
+    .map_put = mem_map_put,
+    .map_remove = mem_map_remove,
+    .map_iterate = mem_map_iterate,
+    .clear = mem_clear,
+    .sweep = mem_sweep,
+    .cell_count = mem_cell_count,
+    .bytes = mem_bytes,
+    .iterate_key_group = mem_iterate_key_group,
+};
