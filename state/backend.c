@@ -266,3 +266,47 @@ int sp_state_iterate_key_group(struct sp_state_backend *b, uint32_t kg, sp_state
         return -EINVAL;
     return b->ops->iterate_key_group(b, kg, fn, arg);
 }
+
+/* The write is made with the clock set so that now + ttl == expire_at_ms:
+ * every backend stamps expiry the same way, so none needs a restore path. */
+struct load_clock {
+    int64_t now_ms;
+};
+
+static int64_t load_now(void *arg)
+{
+    return ((const struct load_clock *)arg)->now_ms;
+}
+
+int sp_state_load(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                  enum sp_state_kind kind, const void *ukey, uint32_t ukey_bytes,
+                  const void *value, uint32_t value_bytes, int64_t expire_at_ms)
+{
+    const struct sp_state_desc *st;
+    int rc = check_ref(b, ref, kind, &st);
+    if (rc)
+        return rc;
+    if (st->ttl_ms && sp_state_now_ms(b) >= expire_at_ms)
+        return 0;
+    int64_t (*saved_fn)(void *) = b->now_ms;
+    void *saved_arg = b->clock_arg;
+    struct load_clock lc = {st->ttl_ms ? expire_at_ms - st->ttl_ms : 0};
+    b->now_ms = load_now;
+    b->clock_arg = &lc;
+    switch (kind) {
+    case SP_STATE_VALUE:
+        rc = sp_state_value_put(b, ref, value, value_bytes);
+        break;
+    case SP_STATE_LIST:
+        rc = sp_state_list_append(b, ref, value, value_bytes);
+        break;
+    case SP_STATE_MAP:
+        rc = sp_state_map_put(b, ref, ukey, ukey_bytes, value, value_bytes);
+        break;
+    default:
+        rc = -EINVAL;
+    }
+    b->now_ms = saved_fn;
+    b->clock_arg = saved_arg;
+    return rc;
+}

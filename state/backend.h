@@ -145,13 +145,28 @@ uint64_t sp_state_bytes(const struct sp_state_backend *b);
 /*
  * Visits every live cell of key group `kg` (snapshots, tests). For VALUE
  * cells fn gets the value; LIST cells each element; MAP cells each entry
- * (ukey non-NULL). Expired cells are skipped.
+ * (ukey non-NULL). Expired cells are skipped. expire_at_ms is the cell's
+ * (MAP: the entry's) expiry on the backend's clock, INT64_MAX without TTL.
+ * Cells come in no particular order, but a LIST's elements in append order.
  */
 typedef int (*sp_state_cell_fn)(const struct sp_state_ref *ref, enum sp_state_kind kind,
                                 const void *ukey, uint32_t ukey_bytes, const void *value,
-                                uint32_t value_bytes, void *arg);
+                                uint32_t value_bytes, int64_t expire_at_ms, void *arg);
 int sp_state_iterate_key_group(struct sp_state_backend *b, uint32_t kg, sp_state_cell_fn fn,
                                void *arg);
+
+/*
+ * Restores one item as sp_state_iterate_key_group reported it (snapshot
+ * restore): a VALUE is put, a LIST element appended, a MAP entry put, each
+ * with expiry expire_at_ms instead of now + TTL (the state's TTL must be
+ * the same as when it was written: restore registers states by name first).
+ * kind must be the state's kind. An item already expired on this backend's
+ * clock is skipped (returns 0): it could never be read. Returns 0 or the
+ * errors of the matching write call.
+ */
+int sp_state_load(struct sp_state_backend *b, const struct sp_state_ref *ref,
+                  enum sp_state_kind kind, const void *ukey, uint32_t ukey_bytes,
+                  const void *value, uint32_t value_bytes, int64_t expire_at_ms);
 
 #ifdef __cplusplus
 }

@@ -18,7 +18,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "spate/error.h"
 #include "state/backend.h"
+
+/* What a snapshot wrote (state/snapshot.h fills the canonical ones). */
+struct sp_state_snapshot_stats {
+    uint64_t files_total;  /* files the snapshot consists of */
+    uint64_t files_new;    /* of which written by this snapshot (not shared) */
+    uint64_t bytes_total;  /* bytes of all its files */
+    uint64_t bytes_new;    /* bytes written by this snapshot */
+    uint64_t pause_ns;     /* longest time the owning shard was blocked */
+};
 
 struct sp_state_desc {
     char *name;
@@ -58,6 +68,16 @@ struct sp_state_ops {
     /* kg is in range, fn non-NULL. */
     int (*iterate_key_group)(struct sp_state_backend *b, uint32_t kg, sp_state_cell_fn fn,
                              void *arg);
+    /* Native snapshots (state/snapshot.h). NULL for a backend whose native
+     * format is the canonical one (memory). native_snapshot writes the
+     * snapshot of all of b's groups into `dir` (created by the caller,
+     * empty), sharing files with earlier snapshots through `shared_dir`
+     * (incremental); native_restore loads the groups of b's range from a
+     * native snapshot of this backend type taken on any key-group range. */
+    int (*native_snapshot)(struct sp_state_backend *b, const char *dir, const char *shared_dir,
+                           struct sp_state_snapshot_stats *stats, struct spate_error *err);
+    int (*native_restore)(struct sp_state_backend *b, const char *dir, const char *shared_dir,
+                          struct spate_error *err);
 };
 
 struct sp_state_backend {

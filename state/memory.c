@@ -918,18 +918,20 @@ static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_
                 struct entry *e = m->slots[j].ptr;
                 if (e && (!st->ttl_ms || now < e->expire_at_ms))
                     rc = fn(&ref, SP_STATE_MAP, e->data, e->ukey_bytes, entry_value(e),
-                            e->value_bytes, arg);
+                            e->value_bytes, e->expire_at_ms, arg);
             }
         } else if (st->ttl_ms && now >= c->expire_at_ms) {
             continue;
         } else if (st->kind == SP_STATE_VALUE) {
-            rc = fn(&ref, SP_STATE_VALUE, NULL, 0, payload(c), c->payload_bytes, arg);
+            rc = fn(&ref, SP_STATE_VALUE, NULL, 0, payload(c), c->payload_bytes, c->expire_at_ms,
+                    arg);
         } else {
             const unsigned char *p = payload(c);
             for (uint32_t off = 0; off < c->payload_bytes && !rc;) {
                 uint32_t len;
                 memcpy(&len, p + off, LIST_RECORD_HEADER);
-                rc = fn(&ref, SP_STATE_LIST, NULL, 0, p + off + LIST_RECORD_HEADER, len, arg);
+                rc = fn(&ref, SP_STATE_LIST, NULL, 0, p + off + LIST_RECORD_HEADER, len,
+                        c->expire_at_ms, arg);
                 off += LIST_RECORD_HEADER + len;
             }
         }

@@ -170,7 +170,7 @@ GroupView group_view(sp_state_backend *b, uint32_t kg)
     int rc = sp_state_iterate_key_group(
         b, kg,
         [](const sp_state_ref *ref, sp_state_kind kind, const void *ukey, uint32_t ukey_bytes,
-           const void *value, uint32_t value_bytes, void *arg) {
+           const void *value, uint32_t value_bytes, int64_t, void *arg) {
             auto *c = static_cast<Ctx *>(arg);
             EXPECT_EQ(c->kg, ref->key_group);
             CellId id{ref->state_id,
@@ -378,7 +378,7 @@ TEST(StateMemory, RefusesKeyGroupsOutOfRangeUnknownIdsAndKindMismatch)
     auto noop_list = [](const void *, uint32_t, void *) { return 0; };
     auto noop_map = [](const void *, uint32_t, const void *, uint32_t, void *) { return 0; };
     auto noop_cell = [](const sp_state_ref *, sp_state_kind, const void *, uint32_t, const void *,
-                        uint32_t, void *) { return 0; };
+                        uint32_t, int64_t, void *) { return 0; };
 
     for (uint32_t kg : {0u, 9u, 20u, 127u, 1000u}) {
         auto rv = ref_of(v, kg, k), rl = ref_of(l, kg, k), rm = ref_of(m, kg, k);
@@ -666,7 +666,7 @@ TEST(StateMemory, IterateKeyGroupVisitsExactlyThatGroup)
     EXPECT_EQ(5, sp_state_iterate_key_group(
                      b.get(), 6,
                      [](const sp_state_ref *, sp_state_kind, const void *, uint32_t, const void *,
-                        uint32_t, void *arg) { return ++*static_cast<int *>(arg) == 5 ? 5 : 0; },
+                        uint32_t, int64_t, void *arg) { return ++*static_cast<int *>(arg) == 5 ? 5 : 0; },
                      &seen));
     EXPECT_EQ(5, seen);
 }
