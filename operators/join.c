@@ -376,7 +376,19 @@ static int window_push(struct spate_ctx *c, uint32_t input, const void *rec)
             continue; /* this window is late */
         accepted = true;
         int rc;
-        if (!processing && fire_ms <= eff) {
+        bool fired = !processing && fire_ms <= eff;
+        if (fired) {
+            /* eff reaches fire_ms as soon as the first timer at fire_ms fires,
+             * while the executor fires the others one key at a time: this
+             * key's window has fired only if its timer is gone. If it is
+             * still pending, the record joins the window's lists and the
+             * firing pairs it (invariant 3: else its pairs came twice). */
+            rc = sp_ctx_timer_delete(c, SPATE_EVENT_TIME, fire_ms, w, sizeof(*w));
+            if (rc < 0)
+                return rc;
+            fired = rc == 0;
+        }
+        if (fired) {
             /* Fired, but within allowed lateness: join the new record with
              * what the other side holds now (invariant 3). */
             struct pair_walk pw = {.c = c,
