@@ -135,6 +135,74 @@ static const struct sp_config_key registry[] = {
                        "of a job's exchanges, like Flink's buffers per channel): more smooths "
                        "bursts, fewer cut latency and memory.",
     },
+    {
+        .name = "state.backend.type",
+        .type = SPATE_CONFIG_ENUM,
+        .default_text = "memory",
+        .enum_words = "memory|rocksdb",
+        .description = "Where keyed state lives (Flink's state.backend.type): memory (hash "
+                       "tables per key group, Flink's hashmap) or rocksdb (one RocksDB "
+                       "instance per shard, state larger than memory).",
+    },
+    {
+        .name = "state.backend.rocksdb.localdir",
+        .type = SPATE_CONFIG_STRING,
+        .default_text = NULL,
+        .description = "Working directory of the RocksDB instances (one subdirectory per job "
+                       "and shard, emptied at start, removed at exit); default: "
+                       "$TMPDIR/spate-rocksdb (or /tmp/spate-rocksdb).",
+    },
+    {
+        .name = "state.backend.rocksdb.block.cache-size",
+        .type = SPATE_CONFIG_BYTES,
+        .default_text = "64mb",
+        .min = 0,
+        .max = (int64_t)1 << 40,
+        .description = "RocksDB block cache per shard (0: RocksDB's default).",
+    },
+    {
+        .name = "state.backend.rocksdb.writebuffer.size",
+        .type = SPATE_CONFIG_BYTES,
+        .default_text = "64mb",
+        .min = 0,
+        .max = (int64_t)1 << 36,
+        .description = "RocksDB memtable size per shard (0: RocksDB's default).",
+    },
+    {
+        .name = "state.backend.rocksdb.writebuffer.count",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "2",
+        .min = 0,
+        .max = 64,
+        .description = "RocksDB memtables per shard before writes stall (0: RocksDB's default).",
+    },
+    {
+        .name = "state.backend.rocksdb.thread.num",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "1",
+        .min = 0,
+        .max = 64,
+        .description = "RocksDB background flush and compaction threads per shard (0: RocksDB's "
+                       "default).",
+    },
+    {
+        .name = "state.ttl.cleanup.interval-ms",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "100ms",
+        .min = 0,
+        .max = (int64_t)24 * 3600 * 1000,
+        .description = "How often each shard sweeps keyed state for expired entries (Flink's "
+                       "incremental TTL cleanup); 0 disables the background sweep (expired "
+                       "entries are still never returned).",
+    },
+    {
+        .name = "state.ttl.cleanup.budget",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "1000",
+        .min = 1,
+        .max = 1000000,
+        .description = "Entries one sweep may examine: bounds the pause each sweep adds.",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

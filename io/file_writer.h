@@ -59,13 +59,8 @@ int sp_file_writer_close(struct sp_file_writer *w, struct spate_error *err);
 
 const char *sp_file_writer_path(const struct sp_file_writer *w);
 
-/*
- * Creates directory `path` and its missing parents (mode 0755), like
- * mkdir -p; an existing directory is fine, also when another shard creates
- * it at the same time. 0 or -errno with a message naming the component
- * that failed.
- */
-int sp_dir_create(const char *path, struct spate_error *err);
+/* sp_dir_create (mkdir -p) is in core/dir.h. */
+#include "core/dir.h"
 
 /*
  * Whether sp_dir_create(path) and creating files in it should succeed,

@@ -48,11 +48,11 @@
 #include "operators/sink_op.h"
 #include "operators/source_op.h"
 
-#define PENDQ_MAX 64
-#define RECV_BURST 8
+#define PENDQ_MAX        64
+#define RECV_BURST       8
 #define WM_EVERY_RECORDS 256
 #define STDOUT_BUF_BYTES (64u << 10)
-#define OUT_ARENA_BYTES (64u << 10)
+#define OUT_ARENA_BYTES  (64u << 10)
 
 struct exec;
 struct shard_exec;
@@ -103,8 +103,8 @@ struct op {
     int64_t wm;
     bool idle;
     bool ended;
-    unsigned char *out_rec;   /* scratch output record */
-    uint32_t out_bytes;       /* its size (the output schema's record bytes) */
+    unsigned char *out_rec; /* scratch output record */
+    uint32_t out_bytes;     /* its size (the output schema's record bytes) */
     char *out_arena_mem;
     struct sp_arena out_arena;
     /* Keyed operators. */
@@ -113,9 +113,9 @@ struct op {
     unsigned char *state_buf; /* scratch for reducing state */
     /* KEY_BY. */
     struct sender snd;
-    struct peer_in *peers;    /* [n] receiver side */
-    uint32_t stride;          /* record slot bytes in batches */
-    uint32_t records_cap;     /* bytes of a batch used for record slots */
+    struct peer_in *peers; /* [n] receiver side */
+    uint32_t stride;       /* record slot bytes in batches */
+    uint32_t records_cap;  /* bytes of a batch used for record slots */
     /* NODE_KEYED: the operator's own per-shard memory. */
     void *impl;
     /* NODE_SINK_EXT: handle given to the sink (points back to this op). */
@@ -157,7 +157,7 @@ struct sp_source_split {
 struct task_state {
     enum task_kind kind;
     struct shard_exec *se;
-    struct op *head;            /* source op, or KEY_BY op (receiver half) */
+    struct op *head; /* source op, or KEY_BY op (receiver half) */
     struct op *senders[JOB_NODES_MAX];
     uint32_t n_senders;
     struct op *keyed[JOB_NODES_MAX]; /* reachable keyed ops (processing-time timers) */
@@ -199,6 +199,7 @@ struct shard_exec {
     uint32_t n_tasks;
     struct sp_state_backend *state;
     uint32_t kg_first, kg_end;
+    struct sp_timer ttl_sweep; /* state.ttl.cleanup.*: reclaims expired state */
 };
 
 struct exec {
@@ -212,6 +213,7 @@ struct exec {
     _Atomic int failed;
     int fail_code;
     char fail_msg[SPATE_ERROR_MESSAGE_MAX];
+    struct sp_job_state_opts state_opts;
 };
 
 static int op_emit(struct op *op, const void *rec, int64_t ts);
@@ -283,8 +285,8 @@ static void ctx_set_key(struct spate_ctx *c, const struct node *kb, const void *
 {
     c->key_bytes = key_of(kb, rec, c->key_buf);
     c->key = c->key_buf;
-    c->key_group = sp_key_group_of(sp_key_hash(c->key_buf, c->key_bytes),
-                                   c->op->se->x->max_parallelism);
+    c->key_group =
+        sp_key_group_of(sp_key_hash(c->key_buf, c->key_bytes), c->op->se->x->max_parallelism);
 }
 
 /* ---- senders (KEY_BY, sending half) ---------------------------------------- */
@@ -314,8 +316,9 @@ static void sender_flush_target(struct op *op, uint32_t t)
 static int sender_queue(struct op *op, uint32_t t, struct sp_ring_entry e)
 {
     if (!pendq_push(&op->snd.q[t], e))
-        return fail(op->se, -SPATE_ELIMIT, "exchange queue overflow (one record fanned out to "
-                                           "too many batches)");
+        return fail(op->se, -SPATE_ELIMIT,
+                    "exchange queue overflow (one record fanned out to "
+                    "too many batches)");
     op->snd.pending++;
     sender_flush_target(op, t);
     return 0;
@@ -332,8 +335,8 @@ static int sender_close_batch(struct op *op, uint32_t t)
         sp_batch_release(op->se->shard, b);
         return 0;
     }
-    return sender_queue(op, t, (struct sp_ring_entry){.kind = SP_ENTRY_BATCH,
-                                                      .value = (uint64_t)(uintptr_t)b});
+    return sender_queue(
+        op, t, (struct sp_ring_entry){.kind = SP_ENTRY_BATCH, .value = (uint64_t)(uintptr_t)b});
 }
 
 static int sender_control(struct op *op, uint32_t kind, uint32_t aux, uint64_t value)
@@ -341,8 +344,8 @@ static int sender_control(struct op *op, uint32_t kind, uint32_t aux, uint64_t v
     for (uint32_t t = 0; t < op->se->x->n; t++) {
         int rc = sender_close_batch(op, t);
         if (rc == 0)
-            rc = sender_queue(op, t, (struct sp_ring_entry){.kind = kind, .aux = aux,
-                                                            .value = value});
+            rc = sender_queue(op, t,
+                              (struct sp_ring_entry){.kind = kind, .aux = aux, .value = value});
         if (rc < 0)
             return rc;
     }
@@ -547,9 +550,9 @@ static int fire_one_timer(struct op *op, enum sp_time_domain d, int64_t until)
     memcpy(c.key_buf, t.key, t.key_bytes);
     c.key = c.key_buf;
     if (op->node->kind == NODE_KEYED) {
-        rc = op->node->vt->on_timer(
-            &c, t.time_ms, d == SP_TIME_EVENT ? SPATE_EVENT_TIME : SPATE_PROCESSING_TIME, t.ns,
-            t.ns_bytes);
+        rc = op->node->vt->on_timer(&c, t.time_ms,
+                                    d == SP_TIME_EVENT ? SPATE_EVENT_TIME : SPATE_PROCESSING_TIME,
+                                    t.ns, t.ns_bytes);
         if (rc < 0)
             return fail(op->se, rc, op->node->name);
     } else if (op->node->u.process.fns.on_timer) {
@@ -610,8 +613,7 @@ static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idl
     op->idle = idle;
     if (n->kind == NODE_KEY_BY) {
         /* Sending half: ship the watermark to every peer, in band. */
-        return changed ? sender_control(op, SP_ENTRY_WATERMARK, idle ? 1u : 0u,
-                                        (uint64_t)op->wm)
+        return changed ? sender_control(op, SP_ENTRY_WATERMARK, idle ? 1u : 0u, (uint64_t)op->wm)
                        : 0;
     }
     for (uint32_t i = 0; i < n->n_consumers; i++) {
@@ -633,8 +635,8 @@ static int receiver_forward_watermark(struct task_state *ts, struct op *kb, int6
 {
     struct node *n = kb->node;
     for (uint32_t i = 0; i < n->n_consumers; i++) {
-        int rc = feed_watermark(ts, &kb->se->ops[n->consumers[i]->id], n->consumer_input_idx[i],
-                                wm, idle);
+        int rc = feed_watermark(ts, &kb->se->ops[n->consumers[i]->id], n->consumer_input_idx[i], wm,
+                                idle);
         if (rc != 0)
             return rc;
     }
@@ -692,13 +694,34 @@ static int receiver_end(struct task_state *ts, struct op *kb)
 
 /* ---- services for keyed operators (keyed_op.h) ------------------------------ */
 
-const void *sp_op_config(const struct op *op) { return op->node->cfg; }
-void *sp_op_arg(const struct op *op) { return op->node->arg; }
-void **sp_op_impl(struct op *op) { return &op->impl; }
-struct sp_shard *sp_op_shard(const struct op *op) { return op->se->shard; }
-struct op *sp_ctx_op(const struct spate_ctx *c) { return c->op; }
-void sp_ctx_set_timestamp(struct spate_ctx *c, int64_t ts_ms) { c->ts = ts_ms; }
-struct sp_state_backend *sp_ctx_backend(const struct spate_ctx *c) { return c->op->se->state; }
+const void *sp_op_config(const struct op *op)
+{
+    return op->node->cfg;
+}
+void *sp_op_arg(const struct op *op)
+{
+    return op->node->arg;
+}
+void **sp_op_impl(struct op *op)
+{
+    return &op->impl;
+}
+struct sp_shard *sp_op_shard(const struct op *op)
+{
+    return op->se->shard;
+}
+struct op *sp_ctx_op(const struct spate_ctx *c)
+{
+    return c->op;
+}
+void sp_ctx_set_timestamp(struct spate_ctx *c, int64_t ts_ms)
+{
+    c->ts = ts_ms;
+}
+struct sp_state_backend *sp_ctx_backend(const struct spate_ctx *c)
+{
+    return c->op->se->state;
+}
 
 int sp_ctx_state_ref(const struct spate_ctx *c, int state, const void *ns, uint32_t ns_bytes,
                      struct sp_state_ref *out)
@@ -720,8 +743,8 @@ static int ctx_timer(struct spate_ctx *c, enum spate_time_domain domain, int64_t
 {
     if (!c->key || !c->op->timers)
         return -EINVAL;
-    struct sp_keyed_timer t = {.domain = domain == SPATE_EVENT_TIME ? SP_TIME_EVENT
-                                                                     : SP_TIME_PROCESSING,
+    struct sp_keyed_timer t = {.domain =
+                                   domain == SPATE_EVENT_TIME ? SP_TIME_EVENT : SP_TIME_PROCESSING,
                                .time_ms = time_ms,
                                .key_group = c->key_group,
                                .key = c->key,
@@ -746,14 +769,23 @@ int sp_ctx_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int6
 
 /* ---- context API ------------------------------------------------------------- */
 
-int64_t spate_ctx_timestamp(const struct spate_ctx *c) { return c->ts; }
-int64_t spate_ctx_watermark(const struct spate_ctx *c) { return c->op->wm; }
+int64_t spate_ctx_timestamp(const struct spate_ctx *c)
+{
+    return c->ts;
+}
+int64_t spate_ctx_watermark(const struct spate_ctx *c)
+{
+    return c->op->wm;
+}
 int64_t spate_ctx_processing_time(const struct spate_ctx *c)
 {
     (void)c;
     return wall_ms();
 }
-uint32_t spate_ctx_shard(const struct spate_ctx *c) { return c->op->se->id; }
+uint32_t spate_ctx_shard(const struct spate_ctx *c)
+{
+    return c->op->se->id;
+}
 
 const void *spate_ctx_key(const struct spate_ctx *c, uint32_t *key_bytes)
 {
@@ -959,7 +991,10 @@ uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_
     return z ^ (z >> 31);
 }
 
-uint32_t spate_gen_shard(const struct spate_gen_ctx *g) { return g->shard; }
+uint32_t spate_gen_shard(const struct spate_gen_ctx *g)
+{
+    return g->shard;
+}
 
 /* ---- tasks ------------------------------------------------------------------- */
 
@@ -1223,14 +1258,26 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 
 /* ---- external sinks (sink_op.h) ---------------------------------------------- */
 
-struct sp_shard *sp_sink_shard(const struct sp_sink_shard *k) { return k->op->se->shard; }
-uint32_t sp_sink_index(const struct sp_sink_shard *k) { return k->op->se->id; }
-const void *sp_sink_config(const struct sp_sink_shard *k) { return k->op->node->cfg; }
+struct sp_shard *sp_sink_shard(const struct sp_sink_shard *k)
+{
+    return k->op->se->shard;
+}
+uint32_t sp_sink_index(const struct sp_sink_shard *k)
+{
+    return k->op->se->id;
+}
+const void *sp_sink_config(const struct sp_sink_shard *k)
+{
+    return k->op->node->cfg;
+}
 const struct spate_schema *sp_sink_schema(const struct sp_sink_shard *k)
 {
     return k->op->node->schema;
 }
-void **sp_sink_impl(struct sp_sink_shard *k) { return &k->impl; }
+void **sp_sink_impl(struct sp_sink_shard *k)
+{
+    return &k->impl;
+}
 
 /* ---- external sources (source_op.h) ------------------------------------------ */
 
@@ -1240,7 +1287,9 @@ int sp_source_emit(struct sp_source_split *sp, const void *rec)
     struct node *n = ts->head->node;
     int64_t ev;
     if (n->u.src.ts_field >= 0)
-        memcpy(&ev, (const char *)rec + spate_schema_field(n->schema, (uint32_t)n->u.src.ts_field)->offset,
+        memcpy(&ev,
+               (const char *)rec +
+                   spate_schema_field(n->schema, (uint32_t)n->u.src.ts_field)->offset,
                sizeof(ev));
     else
         ev = wall_ms();
@@ -1262,8 +1311,7 @@ bool sp_source_should_yield(struct sp_source_split *sp)
 {
     if ((++sp->calls & 63) == 0 && sp_task_should_yield(sp->ts->se->shard))
         return true;
-    return task_blocked(sp->ts) ||
-           sp_batch_pool_free(sp->ts->se->shard) < sp->ts->n_senders + 1;
+    return task_blocked(sp->ts) || sp_batch_pool_free(sp->ts->se->shard) < sp->ts->n_senders + 1;
 }
 
 void sp_source_wake(struct sp_source_split *sp)
@@ -1272,15 +1320,30 @@ void sp_source_wake(struct sp_source_split *sp)
         sp_task_wake(sp->ts->se->shard, sp->task);
 }
 
-struct sp_shard *sp_source_shard(const struct sp_source_split *sp) { return sp->ts->se->shard; }
-uint32_t sp_source_index(const struct sp_source_split *sp) { return sp->ts->se->id; }
-uint32_t sp_source_count(const struct sp_source_split *sp) { return sp->ts->se->x->n; }
-const void *sp_source_config(const struct sp_source_split *sp) { return sp->ts->head->node->cfg; }
+struct sp_shard *sp_source_shard(const struct sp_source_split *sp)
+{
+    return sp->ts->se->shard;
+}
+uint32_t sp_source_index(const struct sp_source_split *sp)
+{
+    return sp->ts->se->id;
+}
+uint32_t sp_source_count(const struct sp_source_split *sp)
+{
+    return sp->ts->se->x->n;
+}
+const void *sp_source_config(const struct sp_source_split *sp)
+{
+    return sp->ts->head->node->cfg;
+}
 const struct spate_schema *sp_source_schema(const struct sp_source_split *sp)
 {
     return sp->ts->head->node->schema;
 }
-void **sp_source_impl(struct sp_source_split *sp) { return &sp->impl; }
+void **sp_source_impl(struct sp_source_split *sp)
+{
+    return &sp->impl;
+}
 void sp_source_count_dead_letter(struct sp_source_split *sp)
 {
     atomic_fetch_add_explicit(&sp->ts->head->node->dead_letters, 1, memory_order_relaxed);
@@ -1317,8 +1380,8 @@ static int ext_source_task_slice(struct sp_shard *s, struct sp_task *t, void *ar
     if (status == SP_SOURCE_WAIT) {
         sp_task_wait_wake(s, t);
         if (n->u.src.idle_timeout_ms > 0 && !ts->idle)
-            sp_task_wait_deadline(s, t, ts->last_record_ns +
-                                            (uint64_t)n->u.src.idle_timeout_ms * 1000000ull + 1);
+            sp_task_wait_deadline(
+                s, t, ts->last_record_ns + (uint64_t)n->u.src.idle_timeout_ms * 1000000ull + 1);
         return SP_TASK_WAIT;
     }
     return SP_TASK_YIELD;
@@ -1593,6 +1656,21 @@ static struct task_state *new_task(struct shard_exec *se, enum task_kind kind, s
     return ts;
 }
 
+static uint64_t ttl_sweep_deadline(const struct exec *x)
+{
+    return sp_clock_ns() + (uint64_t)x->state_opts.ttl_cleanup_interval_ms * 1000000ull;
+}
+
+/* Incremental TTL cleanup (Flink's cleanupIncrementally, on a timer rather
+ * than on access): a bounded sweep, then re-armed until the shard stops. */
+static void ttl_sweep_fire(struct sp_shard *s, struct sp_timer *t)
+{
+    struct shard_exec *se = t->arg;
+    (void)sp_state_sweep(se->state, se->x->state_opts.ttl_cleanup_budget);
+    if (!sp_shard_stopping(s))
+        (void)sp_timer_arm(s, t, ttl_sweep_deadline(se->x));
+}
+
 static int shard_start(struct sp_shard *s, void *arg)
 {
     struct exec *x = arg;
@@ -1606,9 +1684,16 @@ static int shard_start(struct sp_shard *s, void *arg)
     se->id = id;
     x->shards[id] = se;
     sp_key_group_range(id, x->n, x->max_parallelism, &se->kg_first, &se->kg_end);
-    int rc = sp_state_memory_create(se->kg_first, se->kg_end, x->max_parallelism, &se->state);
+    struct spate_error serr = {0};
+    int rc = sp_job_state_create(&x->state_opts, id, se->kg_first, se->kg_end, x->max_parallelism,
+                                 &se->state, &serr);
     if (rc < 0)
-        return rc;
+        return fail(se, rc, serr.message);
+    if (x->state_opts.ttl_cleanup_interval_ms > 0) {
+        sp_timer_init(&se->ttl_sweep, ttl_sweep_fire, se);
+        if ((rc = sp_timer_arm(s, &se->ttl_sweep, ttl_sweep_deadline(x))) < 0)
+            return rc;
+    }
     struct spate_job *job = x->job;
     for (uint32_t i = 0; i < job->n_nodes; i++)
         if ((rc = op_init(se, &se->ops[i], job->nodes[i])) < 0)
@@ -1691,7 +1776,10 @@ void sp_collector_free(struct spate_collector *c)
     free(c);
 }
 
-uint64_t spate_collector_count(const struct spate_collector *c) { return c->total; }
+uint64_t spate_collector_count(const struct spate_collector *c)
+{
+    return c->total;
+}
 const void *spate_collector_record(const struct spate_collector *c, uint64_t i)
 {
     return i < c->total ? c->all[i] : NULL;
@@ -1728,6 +1816,8 @@ static void shard_stop(struct sp_shard *s, void *arg)
     struct shard_exec *se = x->shards[sp_shard_id(s)];
     if (!se)
         return;
+    if (se->ttl_sweep.fn)
+        sp_timer_cancel(s, &se->ttl_sweep);
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *o = &se->ops[k];
         if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
@@ -1796,6 +1886,8 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
                              x->max_parallelism, x->n);
         goto out;
     }
+    if ((rc = sp_job_state_opts(job, cfg, &x->state_opts, err)) < 0)
+        goto out;
     for (uint32_t i = 0; i < job->n_collectors; i++) {
         job->collectors[i]->n_shards = x->n;
         job->collectors[i]->shards = calloc(x->n, sizeof(struct collect_shard));
@@ -1850,6 +1942,7 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
 out:
     if (x->rt)
         sp_runtime_destroy(x->rt);
+    sp_job_state_cleanup(&x->state_opts);
     job->exec = NULL;
     free(x);
     spate_config_destroy(own);

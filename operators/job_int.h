@@ -140,11 +140,34 @@ struct spate_job {
     struct spate_collector *collectors[JOB_NODES_MAX];
     uint32_t n_collectors;
     struct exec *exec; /* during run */
+    enum spate_state_backend_type state_backend;
 };
 
 /* Remembers the first builder error; returns NULL for the caller to return. */
 void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* job_state.c: the keyed state backend of each shard, from config. */
+struct sp_job_state_opts {
+    enum spate_state_backend_type type;   /* MEMORY or ROCKSDB, resolved */
+    char job_dir[SPATE_STATE_DIR_BYTES_MAX]; /* RocksDB: this run's directory */
+    uint64_t block_cache_bytes;
+    uint64_t write_buffer_bytes;
+    uint32_t max_write_buffers;
+    uint32_t background_jobs;
+    int64_t ttl_cleanup_interval_ms;      /* 0: no background sweep */
+    uint32_t ttl_cleanup_budget;
+};
+/* Reads state.* keys (and the job's override); creates the RocksDB run
+ * directory. On failure err names the key or directory. */
+int sp_job_state_opts(const struct spate_job *job, const struct spate_config *cfg,
+                      struct sp_job_state_opts *o, struct spate_error *err);
+/* Creates shard `shard`'s backend for its key groups. */
+int sp_job_state_create(const struct sp_job_state_opts *o, uint32_t shard, uint32_t first_kg,
+                        uint32_t end_kg, uint32_t max_parallelism,
+                        struct sp_state_backend **out, struct spate_error *err);
+/* Removes the run directory (after every shard destroyed its backend). */
+void sp_job_state_cleanup(const struct sp_job_state_opts *o);
 
 /* exec.c */
 int sp_job_execute(struct spate_job *job, const struct spate_config *cfg,

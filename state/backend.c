@@ -27,8 +27,8 @@ static int64_t realtime_ms(void *arg)
 int sp_state_base_init(struct sp_state_backend *b, const struct sp_state_ops *ops,
                        uint32_t first_kg, uint32_t end_kg, uint32_t max_parallelism)
 {
-    if (max_parallelism == 0 || max_parallelism > SPATE_MAX_PARALLELISM_MAX ||
-        first_kg >= end_kg || end_kg > max_parallelism)
+    if (max_parallelism == 0 || max_parallelism > SPATE_MAX_PARALLELISM_MAX || first_kg >= end_kg ||
+        end_kg > max_parallelism)
         return -EINVAL;
     *b = (struct sp_state_backend){.ops = ops,
                                    .first_kg = first_kg,
@@ -279,8 +279,8 @@ static int64_t load_now(void *arg)
 }
 
 int sp_state_load(struct sp_state_backend *b, const struct sp_state_ref *ref,
-                  enum sp_state_kind kind, const void *ukey, uint32_t ukey_bytes,
-                  const void *value, uint32_t value_bytes, int64_t expire_at_ms)
+                  enum sp_state_kind kind, const void *ukey, uint32_t ukey_bytes, const void *value,
+                  uint32_t value_bytes, int64_t expire_at_ms)
 {
     const struct sp_state_desc *st;
     int rc = check_ref(b, ref, kind, &st);

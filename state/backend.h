@@ -26,10 +26,14 @@
  * for tests.
  *
  * Ownership and lifetime: the backend copies every key, namespace and value
- * it is given. Pointers it returns (values, list blobs, iterator arguments)
- * point into its storage and are valid only until the next mutating call
- * on the same backend (put, append, remove, clear, sweep, or a get that
- * found an expired cell). Owner-only: one shard uses its backend.
+ * it is given. Arguments of an iterate callback are valid during that
+ * callback only; a callback may read the backend (nested iterations are
+ * fine) but not mutate it. Values returned by value_get and map_get are
+ * valid until the next mutating call on the same backend (put, append,
+ * remove, clear, sweep, load, or a get that found an expired cell); on
+ * RocksDB also only until 1 MiB of later reads, as its read arena then
+ * wraps: copy a value you keep (the operators do). Owner-only: one shard
+ * uses its backend.
  *
  * Errors: 0 or 1 (found / not found) as documented per call, or -EINVAL
  * (bad id, kind mismatch, key group out of range), -ENOMEM,

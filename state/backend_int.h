@@ -23,11 +23,11 @@
 
 /* What a snapshot wrote (state/snapshot.h fills the canonical ones). */
 struct sp_state_snapshot_stats {
-    uint64_t files_total;  /* files the snapshot consists of */
-    uint64_t files_new;    /* of which written by this snapshot (not shared) */
-    uint64_t bytes_total;  /* bytes of all its files */
-    uint64_t bytes_new;    /* bytes written by this snapshot */
-    uint64_t pause_ns;     /* longest time the owning shard was blocked */
+    uint64_t files_total; /* files the snapshot consists of */
+    uint64_t files_new;   /* of which written by this snapshot (not shared) */
+    uint64_t bytes_total; /* bytes of all its files */
+    uint64_t bytes_new;   /* bytes written by this snapshot */
+    uint64_t pause_ns;    /* longest time the owning shard was blocked */
 };
 
 struct sp_state_desc {

@@ -90,7 +90,7 @@ struct kg_table {
 
 struct mem_backend {
     struct sp_state_backend base; /* first: the ops see this */
-    struct kg_table *kgs; /* [end_kg - first_kg] */
+    struct kg_table *kgs;         /* [end_kg - first_kg] */
 
     uint64_t cells;
     uint64_t bytes;
@@ -375,8 +375,8 @@ static void entry_remove_at(struct mem_backend *b, struct sp_otable *m, uint32_t
 }
 
 /* Overwrites an entry's value, in place when it fits (see value_put). */
-static int entry_set(struct mem_backend *b, struct sp_slot *s, const void *value,
-                     uint32_t bytes, int64_t expire_at_ms)
+static int entry_set(struct mem_backend *b, struct sp_slot *s, const void *value, uint32_t bytes,
+                     int64_t expire_at_ms)
 {
     struct entry *e = s->ptr;
     if (bytes > e->value_cap) {
@@ -405,8 +405,8 @@ static int entry_set(struct mem_backend *b, struct sp_slot *s, const void *value
  * slot, which then holds the next member of the run, if any. Returns how
  * many entries were reclaimed; *pos == m->cap means the map is done.
  */
-static uint32_t map_sweep(struct mem_backend *b, struct sp_otable *m, int64_t now,
-                          uint32_t *pos, uint32_t *work, uint32_t budget)
+static uint32_t map_sweep(struct mem_backend *b, struct sp_otable *m, int64_t now, uint32_t *pos,
+                          uint32_t *work, uint32_t budget)
 {
     uint32_t reclaimed = 0;
     while (*pos < m->cap && *work < budget) {
@@ -471,8 +471,8 @@ static void mem_destroy(struct sp_state_backend *base)
 
 /* ---- VALUE --------------------------------------------------------------- */
 
-static int mem_value_get(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                         const void **value, uint32_t *bytes)
+static int mem_value_get(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                         const struct sp_state_desc *st, const void **value, uint32_t *bytes)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
@@ -497,8 +497,8 @@ static int mem_value_get(struct sp_state_backend *base, const struct sp_state_re
  * the cell and overwrites its bytes in place: no allocation. A larger value
  * reallocates the cell; a much smaller one gives the slack back.
  */
-static int mem_value_put(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                         const void *value, uint32_t bytes)
+static int mem_value_put(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                         const struct sp_state_desc *st, const void *value, uint32_t bytes)
 {
     struct mem_backend *b = mem_of(base);
     int rc;
@@ -549,8 +549,8 @@ static int mem_value_put(struct sp_state_backend *base, const struct sp_state_re
 #define LIST_RECORD_HEADER 4u
 
 /* Returns 0. */
-static int mem_list_append(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                           const void *elem, uint32_t bytes)
+static int mem_list_append(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                           const struct sp_state_desc *st, const void *elem, uint32_t bytes)
 {
     struct mem_backend *b = mem_of(base);
     int rc;
@@ -617,8 +617,8 @@ static int list_visit(struct cell *c, sp_state_list_fn fn, void *arg)
 }
 
 /* fn must not call a mutating function of this backend. */
-static int mem_list_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                            sp_state_list_fn fn, void *arg)
+static int mem_list_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                            const struct sp_state_desc *st, sp_state_list_fn fn, void *arg)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
@@ -656,8 +656,9 @@ static void map_settle(struct mem_backend *b, struct kg_table *kt, uint32_t i)
         sp_otable_maybe_shrink(m, &b->bytes);
 }
 
-static int mem_map_get(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                       const void *ukey, uint32_t ukey_bytes, const void **value, uint32_t *bytes)
+static int mem_map_get(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                       const struct sp_state_desc *st, const void *ukey, uint32_t ukey_bytes,
+                       const void **value, uint32_t *bytes)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
@@ -682,8 +683,9 @@ static int mem_map_get(struct sp_state_backend *base, const struct sp_state_ref 
 }
 
 /* Returns 0. */
-static int mem_map_put(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                       const void *ukey, uint32_t ukey_bytes, const void *value, uint32_t bytes)
+static int mem_map_put(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                       const struct sp_state_desc *st, const void *ukey, uint32_t ukey_bytes,
+                       const void *value, uint32_t bytes)
 {
     struct mem_backend *b = mem_of(base);
     int rc;
@@ -734,8 +736,8 @@ static int mem_map_put(struct sp_state_backend *base, const struct sp_state_ref 
     return 0;
 }
 
-static int mem_map_remove(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                          const void *ukey, uint32_t ukey_bytes)
+static int mem_map_remove(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                          const struct sp_state_desc *st, const void *ukey, uint32_t ukey_bytes)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
@@ -747,7 +749,8 @@ static int mem_map_remove(struct sp_state_backend *base, const struct sp_state_r
     if (j == NOT_FOUND)
         return 0;
     /* An expired entry was already absent to every reader. */
-    bool live = !st->ttl_ms || sp_state_now_ms(&b->base) < ((struct entry *)m->slots[j].ptr)->expire_at_ms;
+    bool live =
+        !st->ttl_ms || sp_state_now_ms(&b->base) < ((struct entry *)m->slots[j].ptr)->expire_at_ms;
     entry_remove_at(b, m, j);
     map_settle(b, kt, i);
     return live ? 1 : 0;
@@ -755,8 +758,8 @@ static int mem_map_remove(struct sp_state_backend *base, const struct sp_state_r
 
 /* fn must not call a mutating function of this backend. Expired entries
  * are reclaimed first, so fn sees live ones only. */
-static int mem_map_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st,
-                           sp_state_map_fn fn, void *arg)
+static int mem_map_iterate(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                           const struct sp_state_desc *st, sp_state_map_fn fn, void *arg)
 {
     struct mem_backend *b = mem_of(base);
     int rc;
@@ -804,7 +807,8 @@ static bool cell_live(struct cell *c, const struct sp_state_desc *st, int64_t no
     return false;
 }
 
-static int mem_clear(struct sp_state_backend *base, const struct sp_state_ref *ref, const struct sp_state_desc *st)
+static int mem_clear(struct sp_state_backend *base, const struct sp_state_ref *ref,
+                     const struct sp_state_desc *st)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, ref->key_group);
@@ -893,7 +897,8 @@ static uint64_t mem_bytes(const struct sp_state_backend *base)
 
 /* fn must not call a mutating function of this backend. Expired cells and
  * entries are skipped, not reclaimed: visiting does not mutate. */
-static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_state_cell_fn fn, void *arg)
+static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_state_cell_fn fn,
+                                 void *arg)
 {
     struct mem_backend *b = mem_of(base);
     struct kg_table *kt = kg_of(b, kg);

@@ -3,7 +3,8 @@
 # the release configuration and runs the main job. Until the fraud-scorer job
 # exists (issue 7), the benchmarks stand in for it: ring throughput between
 # two pinned shards, cross-shard latency (busy-poll and sleeping), and the
-# DataStream API on every shard (a chained pipeline and a keyed count).
+# DataStream API on every shard (a chained pipeline, a keyed count, tumbling
+# and sliding windows, an interval join).
 # Extra arguments go to every benchmark (e.g. -D shards.pin=false).
 set -euo pipefail
 cd "$(dirname "$0")/.."

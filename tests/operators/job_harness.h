@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 
 extern "C" {
@@ -14,6 +15,8 @@ extern "C" {
 }
 
 // The caller destroys the config with spate_config_destroy.
+// SPATE_TEST_STATE_BACKEND (memory|rocksdb) picks the keyed state backend:
+// tests/operators/CMakeLists.txt runs the suites a second time on RocksDB.
 inline spate_config *config_for(unsigned shards)
 {
     spate_config *cfg = nullptr;
@@ -24,6 +27,10 @@ inline spate_config *config_for(unsigned shards)
     EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.pin=false", &err)) << err.message;
     EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.ring.capacity=16", &err)) << err.message;
     EXPECT_EQ(0, spate_config_set_kv(cfg, "shards.batch.size=4kb", &err)) << err.message;
+    if (const char *backend = getenv("SPATE_TEST_STATE_BACKEND")) {
+        std::string kv = std::string("state.backend.type=") + backend;
+        EXPECT_EQ(0, spate_config_set_kv(cfg, kv.c_str(), &err)) << err.message;
+    }
     return cfg;
 }
 

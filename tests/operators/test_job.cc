@@ -19,7 +19,8 @@ extern "C" {
 #include "spate/schema.h"
 }
 
-namespace {
+namespace
+{
 
 struct Event {
     int64_t ts;
@@ -84,7 +85,6 @@ int gen_fn(spate_gen_ctx *, uint64_t index, void *out, void *arg)
     return 1;
 }
 
-
 spate_stream *source(spate_job *job, const Schemas &s, GenParams *p, uint64_t count)
 {
     spate_generator_opts o{};
@@ -135,7 +135,9 @@ int flat_fn(spate_ctx *c, const void *in, void *)
     return 0;
 }
 
-class Job : public testing::TestWithParam<unsigned> {};
+class Job : public testing::TestWithParam<unsigned>
+{
+};
 
 TEST_P(Job, StatelessChainMatchesReference)
 {
@@ -351,6 +353,42 @@ TEST(JobErrors, MaxParallelismBelowShardCountIsRefused)
         << err.message;
     spate_config_destroy(cfg);
     spate_job_destroy(job);
+}
+
+TEST(JobErrors, UnusableRocksDbDirectoryIsRefusedNamingTheKey)
+{
+    Schemas s;
+    spate_job *job = nullptr;
+    ASSERT_EQ(0, spate_job_create("dir", &job));
+    GenParams p{1, 10, 0};
+    spate_collector *col = nullptr;
+    ASSERT_EQ(0, spate_sink_collect(job, "c", source(job, s, &p, 10), &col));
+    spate_config *cfg = config_for(1);
+    spate_error err{};
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "state.backend.type=rocksdb", &err));
+    // /proc refuses mkdir whoever runs the test (root included).
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "state.backend.rocksdb.localdir=/proc/spate", &err));
+    EXPECT_EQ(-SPATE_ECONFIG, spate_job_run(job, cfg, &err));
+    EXPECT_NE(std::string::npos, std::string(err.message).find("state.backend.rocksdb.localdir"))
+        << err.message;
+    EXPECT_NE(std::string::npos, std::string(err.message).find("/proc/spate")) << err.message;
+    spate_config_destroy(cfg);
+    spate_job_destroy(job);
+}
+
+TEST(JobErrors, UnknownStateBackendIsRefused)
+{
+    spate_job *job = nullptr;
+    ASSERT_EQ(0, spate_job_create("backend", &job));
+    EXPECT_EQ(-EINVAL, spate_job_set_state_backend(job, (spate_state_backend_type)7));
+    EXPECT_EQ(0, spate_job_set_state_backend(job, SPATE_STATE_BACKEND_ROCKSDB));
+    spate_job_destroy(job);
+    spate_config *cfg = config_for(1);
+    spate_error err{};
+    EXPECT_EQ(-SPATE_ECONFIG, spate_config_set_kv(cfg, "state.backend.type=leveldb", &err));
+    EXPECT_NE(std::string::npos, std::string(err.message).find("state.backend.type"))
+        << err.message;
+    spate_config_destroy(cfg);
 }
 
 int failing_map(spate_ctx *, const void *, void *, void *)

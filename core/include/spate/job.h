@@ -76,6 +76,19 @@ void spate_job_destroy(struct spate_job *job);
  */
 int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct spate_error *err);
 
+/*
+ * Where the job's keyed state lives (Flink's env.setStateBackend): CONFIG
+ * (the default) follows the config key state.backend.type; MEMORY and
+ * ROCKSDB override it for this job. The state.backend.rocksdb.* keys tune
+ * RocksDB either way. Returns 0 or -EINVAL.
+ */
+enum spate_state_backend_type {
+    SPATE_STATE_BACKEND_CONFIG = 0,
+    SPATE_STATE_BACKEND_MEMORY,
+    SPATE_STATE_BACKEND_ROCKSDB,
+};
+int spate_job_set_state_backend(struct spate_job *job, enum spate_state_backend_type type);
+
 /* ---- sources ------------------------------------------------------------- */
 
 struct spate_gen_ctx;
@@ -91,12 +104,12 @@ struct spate_gen_ctx;
 typedef int (*spate_generator_fn)(struct spate_gen_ctx *g, uint64_t index, void *out, void *arg);
 
 struct spate_generator_opts {
-    uint64_t count;               /* events in total; 0 = unbounded */
-    uint64_t seed;                /* for spate_gen_random */
-    double rate_per_s;            /* total events/s across shards; 0 = as fast as possible */
-    const char *timestamp_field;  /* TIMESTAMP_MS or I64 field; NULL = ingestion time */
-    int64_t out_of_orderness_ms;  /* bounded out-of-orderness of the watermarks */
-    int64_t idle_timeout_ms;      /* a split silent this long is idle; 0 = never */
+    uint64_t count;              /* events in total; 0 = unbounded */
+    uint64_t seed;               /* for spate_gen_random */
+    double rate_per_s;           /* total events/s across shards; 0 = as fast as possible */
+    const char *timestamp_field; /* TIMESTAMP_MS or I64 field; NULL = ingestion time */
+    int64_t out_of_orderness_ms; /* bounded out-of-orderness of the watermarks */
+    int64_t idle_timeout_ms;     /* a split silent this long is idle; 0 = never */
     /* With rate_per_s: a split that fell behind its schedule (a stalled
      * shard) catches up by at most this many records at once and lets the
      * schedule slip by the rest. 0 = catch up fully (an open-loop load
@@ -115,7 +128,13 @@ struct spate_stream *spate_source_generator(struct spate_job *job, const char *n
                                             spate_generator_fn fn, void *arg,
                                             const struct spate_generator_opts *opts);
 
-/* Deterministic randomness for event `index`: a splitmix64 of (seed, index, n). */
+/* Deterministic randomness for event `index`: a splitmix64 of (seed, index, n),
+ * exactly (a contract: tools/check.c recomputes it without linking Spate):
+ *   z = seed ^ (index * 0x9E3779B97F4A7C15) ^ ((uint64_t)n << 32 | n);
+ *   z += 0x9E3779B97F4A7C15;
+ *   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9;
+ *   z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
+ *   return z ^ (z >> 31); */
 uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n);
 uint32_t spate_gen_shard(const struct spate_gen_ctx *g);
 
@@ -149,8 +168,8 @@ struct spate_stream *spate_union(struct spate_job *job, const char *name,
 typedef uint32_t (*spate_key_fn)(const void *rec, void *key_out, void *arg);
 
 /* Partitions by key (an exchange). The result is a keyed stream. */
-struct spate_stream *spate_key_by(struct spate_job *job, struct spate_stream *in,
-                                  spate_key_fn fn, void *arg);
+struct spate_stream *spate_key_by(struct spate_job *job, struct spate_stream *in, spate_key_fn fn,
+                                  void *arg);
 /* Keys by one field (its bytes; a STRING field's characters). */
 struct spate_stream *spate_key_by_field(struct spate_job *job, struct spate_stream *in,
                                         const char *field);
@@ -161,8 +180,7 @@ struct spate_process_fns {
     /* Per record of the keyed input. */
     int (*process)(struct spate_ctx *c, const void *in, void *arg);
     /* A timer of the current key fired (spate_ctx_key gives the key). */
-    int (*on_timer)(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain,
-                    void *arg);
+    int (*on_timer)(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain, void *arg);
 };
 
 /* A keyed process function (Flink's KeyedProcessFunction). */
@@ -198,8 +216,8 @@ int spate_value_put(struct spate_ctx *c, int state, const void *value);
 int spate_state_clear(struct spate_ctx *c, int state);
 int spate_list_add(struct spate_ctx *c, int state, const void *elem);
 /* Calls fn per element in insertion order; returns fn's first non-zero. */
-int spate_list_iterate(struct spate_ctx *c, int state,
-                       int (*fn)(const void *elem, void *fn_arg), void *fn_arg);
+int spate_list_iterate(struct spate_ctx *c, int state, int (*fn)(const void *elem, void *fn_arg),
+                       void *fn_arg);
 bool spate_map_get(struct spate_ctx *c, int state, const void *ukey, void *out);
 int spate_map_put(struct spate_ctx *c, int state, const void *ukey, const void *value);
 int spate_map_remove(struct spate_ctx *c, int state, const void *ukey);

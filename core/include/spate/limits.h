@@ -80,5 +80,6 @@
 #define SPATE_STATE_LIST_BYTES_MAX (1u << 30)   /* all elements of one list cell */
 #define SPATE_STATE_TABLE_ENTRIES_MAX (1u << 30) /* cells per key group, entries per map */
 #define SPATE_STATE_TIMERS_MAX (1u << 28)       /* keyed timers per shard, both domains */
+#define SPATE_STATE_DIR_BYTES_MAX 1024          /* a state working or snapshot directory path */
 
 #endif
