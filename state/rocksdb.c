@@ -1068,11 +1068,41 @@ static int rdb_clear(struct sp_state_backend *base, const struct sp_state_ref *r
 }
 
 /* Sweep state of the map the cursor is in: its head's count, written back
- * when the sweep leaves it. */
+ * when the sweep leaves it. A call that begins inside a map (the cursor is
+ * one of its entries: the "split" map) sweeps the entries from the cursor
+ * on first, then, after the wrap, the head and the entries before the
+ * cursor. The iterator still shows the head as it was when the call began,
+ * so the second part starts from the count the first part left in the
+ * batch (split_count), not from the stale head. */
 struct sweep_map {
     bool active;
     uint64_t count, orig;
+    size_t split_n;  /* bytes of the split map's cell key (a prefix of the
+                        cursor); 0: the call did not begin inside a map */
+    bool split_left; /* the first part is done: split_count is in effect */
+    uint64_t split_count;
 };
+
+static inline bool sweep_map_is_split(const struct rdb_backend *b, const struct sweep_map *m,
+                                      const unsigned char *k, size_t n)
+{
+    return m->split_n && n == m->split_n && memcmp(k, b->sweep_cursor.p, n) == 0;
+}
+
+/* Enters the map of cell key k (n bytes) whose stored head counts
+ * `stored` entries. */
+static void sweep_map_enter(struct rdb_backend *b, struct sweep_map *m, const unsigned char *k,
+                            size_t n, uint64_t stored)
+{
+    if (buf_set(&b->sweep_map, k, n))
+        return;
+    m->active = true;
+    m->count = m->orig = stored;
+    /* Back in the split map after the wrap: its head in the batch, not the
+     * iterator's, is the one in effect. */
+    if (m->split_left && sweep_map_is_split(b, m, k, n))
+        m->count = m->orig = m->split_count;
+}
 
 static void sweep_map_flush(struct rdb_backend *b, struct sweep_map *m, uint64_t *cells_gone)
 {
@@ -1086,6 +1116,10 @@ static void sweep_map_flush(struct rdb_backend *b, struct sweep_map *m, uint64_t
             rocksdb_writebatch_put(b->batch, (const char *)b->sweep_map.p, b->sweep_map.len,
                                    (const char *)head, MAP_HEAD_BYTES);
         }
+    }
+    if (m->active && !m->split_left && sweep_map_is_split(b, m, b->sweep_map.p, b->sweep_map.len)) {
+        m->split_left = true;
+        m->split_count = m->count;
     }
     m->active = false;
 }
@@ -1129,6 +1163,10 @@ static int rdb_sweep(struct sp_state_backend *base, uint32_t budget)
     struct sweep_map m = {0};
     uint64_t cells_gone = 0;
     rocksdb_readoptions_t *ro;
+    struct parsed cur;
+    if (has_cursor && !key_parse(b->sweep_cursor.p, b->sweep_cursor.len, &cur) &&
+        b->sweep_cursor.len > cur.cell_end)
+        m.split_n = cur.cell_end; /* b->sweep_cursor stays as is until the loop ends */
     rocksdb_iterator_t *it = iter_open(b, b->db, has_cursor ? &b->sweep_cursor : NULL, NULL, &ro);
     while (work < budget && !rc) {
         if (!rocksdb_iter_valid(it)) {
@@ -1188,10 +1226,8 @@ static int rdb_sweep(struct sp_state_backend *base, uint32_t budget)
                 rc = seek_past_cell(b, it, k, &c);
         } else if (is_head) {
             sweep_map_flush(b, &m, &cells_gone);
-            if (vn == MAP_HEAD_BYTES && !buf_set(&b->sweep_map, k, kn)) {
-                m.active = true;
-                m.count = m.orig = get64(v);
-            }
+            if (vn == MAP_HEAD_BYTES)
+                sweep_map_enter(b, &m, k, kn, get64(v));
             rocksdb_iter_next(it);
         } else {
             if (!m.active || b->sweep_map.len != c.cell_end ||
@@ -1206,10 +1242,8 @@ static int rdb_sweep(struct sp_state_backend *base, uint32_t budget)
                     rc = got;
                     break;
                 }
-                if (got && hn == MAP_HEAD_BYTES && !buf_set(&b->sweep_map, k, c.cell_end)) {
-                    m.active = true;
-                    m.count = m.orig = get64(hv);
-                }
+                if (got && hn == MAP_HEAD_BYTES)
+                    sweep_map_enter(b, &m, k, c.cell_end, get64(hv));
                 if (got)
                     rocksdb_pinnableslice_destroy(ps);
             }

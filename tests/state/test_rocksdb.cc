@@ -637,6 +637,96 @@ TEST(StateRocksdb, TtlNeverReturnedAndReclaimedBySweepAcrossFlushesAndRestore)
     EXPECT_EQ((uint64_t)n + 1, sp_state_cell_count(b.get()));
 }
 
+// A sweep that begins inside a map (the last call ran out of budget there)
+// sweeps the entries from its cursor on, then wraps and meets the map's head
+// and the entries before the cursor in the same lap. Its iterator still
+// shows the head as it was when the call began, so the count the first part
+// wrote must carry over: starting again from the stale head left an empty
+// map's head behind, counted as a cell for good.
+TEST(StateRocksdb, SweepResumedInsideAMapKeepsItsCountAcrossTheWrap)
+{
+    TempDir t;
+    BackendPtr b = make_rocksdb(t.path() + "/db", 0, kMaxPar);
+    ASSERT_TRUE(b);
+    FakeClock clock;
+    sp_state_set_clock(b.get(), FakeClock::read, &clock);
+    uint32_t m;
+    ASSERT_EQ(0, sp_state_register(b.get(), "m", SP_STATE_MAP, 100, &m));
+    auto put_all = [&](const sp_state_ref &r, int from, int to) {
+        for (int i = from; i < to; i++) {
+            std::string uk = "u" + std::to_string(i);
+            ASSERT_EQ(0, sp_state_map_put(b.get(), &r, uk.data(), (uint32_t)uk.size(), "x", 1));
+        }
+    };
+    auto entries = [&](const sp_state_ref &r) {
+        int n = 0;
+        EXPECT_EQ(0, sp_state_map_iterate(
+                         b.get(), &r,
+                         [](const void *, uint32_t, const void *, uint32_t, void *arg) {
+                             ++*static_cast<int *>(arg);
+                             return 0;
+                         },
+                         &n));
+        return n;
+    };
+    std::string k1 = "one", k2 = "two";
+    auto r1 = ref_of(m, k1), r2 = ref_of(m, k2);
+
+    // The map is the only cell: head, u0..u9. A budget of 4 visits the head,
+    // u0, u1 and u2 (all live), and leaves the cursor at u3.
+    clock.now_ms = 1000;
+    put_all(r1, 0, 10);
+    ASSERT_EQ(1u, sp_state_cell_count(b.get()));
+    ASSERT_EQ(0, sp_state_sweep(b.get(), 4));
+    // Everything expires: one full lap deletes u3..u9, wraps, then the head
+    // and u0..u2, and with them the cell.
+    clock.now_ms = 1100;
+    EXPECT_EQ(10, sp_state_sweep(b.get(), UINT32_MAX));
+    EXPECT_EQ(0u, sp_state_cell_count(b.get()));
+    EXPECT_TRUE(dump_all(b.get()).empty());
+    // The cell is really gone: a new entry starts a count of one.
+    put_all(r1, 0, 1);
+    EXPECT_EQ(1u, sp_state_cell_count(b.get()));
+    std::string u0 = "u0";
+    EXPECT_EQ(1, sp_state_map_remove(b.get(), &r1, u0.data(), (uint32_t)u0.size()));
+    EXPECT_EQ(0u, sp_state_cell_count(b.get()));
+    EXPECT_EQ(0, sp_state_sweep(b.get(), UINT32_MAX));
+
+    // The first part may empty the map itself (the entries before the
+    // cursor were removed in between): the cell goes once, not twice.
+    clock.now_ms = 2000;
+    put_all(r2, 0, 10);
+    // A full lap, then the head, u0, u1 and u2 again: the cursor is at u3.
+    ASSERT_EQ(0, sp_state_sweep(b.get(), UINT32_MAX));
+    ASSERT_EQ(0, sp_state_sweep(b.get(), 4));
+    for (int i = 0; i < 3; i++) {
+        std::string uk = "u" + std::to_string(i);
+        ASSERT_EQ(1, sp_state_map_remove(b.get(), &r2, uk.data(), (uint32_t)uk.size()));
+    }
+    clock.now_ms = 2100;
+    EXPECT_EQ(7, sp_state_sweep(b.get(), UINT32_MAX));
+    EXPECT_EQ(0u, sp_state_cell_count(b.get()));
+    EXPECT_TRUE(dump_all(b.get()).empty());
+
+    // Live entries before the cursor keep the map, with the right count.
+    clock.now_ms = 3000;
+    put_all(r1, 0, 10);
+    ASSERT_EQ(0, sp_state_sweep(b.get(), UINT32_MAX));
+    ASSERT_EQ(0, sp_state_sweep(b.get(), 4));
+    clock.now_ms = 3050;
+    put_all(r1, 0, 3);
+    clock.now_ms = 3100;
+    EXPECT_EQ(7, sp_state_sweep(b.get(), UINT32_MAX));
+    EXPECT_EQ(1u, sp_state_cell_count(b.get()));
+    EXPECT_EQ(3, entries(r1));
+    for (int i = 0; i < 3; i++) {
+        std::string uk = "u" + std::to_string(i);
+        ASSERT_EQ(1, sp_state_map_remove(b.get(), &r1, uk.data(), (uint32_t)uk.size()));
+    }
+    EXPECT_EQ(0u, sp_state_cell_count(b.get()));
+    EXPECT_TRUE(dump_all(b.get()).empty());
+}
+
 // ---- differential random test -------------------------------------------------------
 
 // The same random operations on a memory and a RocksDB backend give the same
