@@ -610,6 +610,20 @@ static int cell_delete(struct rdb_backend *b, const struct sp_state_desc *st,
 
 /* ---- VALUE --------------------------------------------------------------- */
 
+/* Adds key -> [expire_at][value] to the batch, expiring now + the
+ * state's TTL (never without one). */
+static void batch_put_expiring(struct rdb_backend *b, const struct buf *key,
+                               const struct sp_state_desc *st, const void *value, uint32_t bytes)
+{
+    unsigned char hdr[EXPIRE_BYTES];
+    put64(hdr, (uint64_t)sp_state_expiry(st, sp_state_ttl_now(&b->base, st)));
+    const char *keys[1] = {(const char *)key->p};
+    size_t key_sizes[1] = {key->len};
+    const char *vals[2] = {(const char *)hdr, bytes ? (const char *)value : ""};
+    size_t val_sizes[2] = {EXPIRE_BYTES, bytes};
+    rocksdb_writebatch_putv(b->batch, 1, keys, key_sizes, 2, vals, val_sizes);
+}
+
 /* Hands a stored value (after its expiry header) to the caller: copied
  * into the read arena (8-byte aligned, valid until the next mutating call)
  * and the pinned slice released. 0 or -ENOMEM. */
@@ -677,13 +691,7 @@ static int rdb_value_put(struct sp_state_backend *base, const struct sp_state_re
     int present = cell_head(b, st, NULL);
     if (present < 0)
         return present;
-    unsigned char hdr[EXPIRE_BYTES];
-    put64(hdr, (uint64_t)sp_state_expiry(st, sp_state_ttl_now(&b->base, st)));
-    const char *keys[1] = {(const char *)b->key.p};
-    size_t key_sizes[1] = {b->key.len};
-    const char *vals[2] = {(const char *)hdr, bytes ? (const char *)value : ""};
-    size_t val_sizes[2] = {EXPIRE_BYTES, bytes};
-    rocksdb_writebatch_putv(b->batch, 1, keys, key_sizes, 2, vals, val_sizes);
+    batch_put_expiring(b, &b->key, st, value, bytes);
     if ((rc = batch_write(b)))
         return rc;
     if (!present)
@@ -900,13 +908,7 @@ static int rdb_map_put(struct sp_state_backend *base, const struct sp_state_ref 
         rocksdb_writebatch_put(b->batch, (const char *)b->key.p, b->key.len, (const char *)head,
                                MAP_HEAD_BYTES);
     }
-    unsigned char hdr[EXPIRE_BYTES];
-    put64(hdr, (uint64_t)sp_state_expiry(st, sp_state_ttl_now(&b->base, st)));
-    const char *keys[1] = {(const char *)b->item.p};
-    size_t key_sizes[1] = {b->item.len};
-    const char *vals[2] = {(const char *)hdr, bytes ? (const char *)value : ""};
-    size_t val_sizes[2] = {EXPIRE_BYTES, bytes};
-    rocksdb_writebatch_putv(b->batch, 1, keys, key_sizes, 2, vals, val_sizes);
+    batch_put_expiring(b, &b->item, st, value, bytes);
     if ((rc = batch_write(b)))
         return rc;
     if (!present)
