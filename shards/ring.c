@@ -130,6 +130,31 @@ int sp_ring_sc_dequeue_burst(struct sp_ring *r, struct sp_ring_entry *out, uint3
     return (int)n;
 }
 
+int sp_ring_sc_peek(struct sp_ring *r, uint32_t skip, struct sp_ring_entry *out, uint32_t max)
+{
+    uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
+    uint64_t avail = r->tail_cache - head;
+    if (avail < (uint64_t)skip + max) {
+        /* Acquire pairs with the producer's release store of tail (3). */
+        r->tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire);
+        avail = r->tail_cache - head;
+    }
+    if (avail <= skip)
+        return 0;
+    avail -= skip;
+    uint32_t n = avail < max ? (uint32_t)avail : max;
+    /* Entries between head and tail belong to the consumer until it moves
+     * head (invariant 3), so they can be read in place without a store. */
+    uint32_t idx = (uint32_t)(head + skip) & r->mask;
+    uint32_t first = r->capacity - idx;
+    if (first > n)
+        first = n;
+    memcpy(out, &r->slots[idx], first * sizeof(*out));
+    if (n > first)
+        memcpy(out + first, &r->slots[0], (n - first) * sizeof(*out));
+    return (int)n;
+}
+
 bool sp_ring_sc_empty(struct sp_ring *r)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -33,13 +33,13 @@ extern "C" {
 #endif
 
 enum sp_entry_kind {
-    SP_ENTRY_BATCH = 1,      /* value: struct sp_batch * */
-    SP_ENTRY_WATERMARK,      /* value: event time in ms (int64 as uint64) */
-    SP_ENTRY_BARRIER,        /* value: checkpoint id; aux: flags (e.g. unaligned) */
-    SP_ENTRY_END_OF_STREAM,  /* value: 0 */
-    SP_ENTRY_CALL_REQUEST,   /* value: struct sp_xs_call * (runtime-internal) */
-    SP_ENTRY_CALL_REPLY,     /* value: struct sp_xs_call * (runtime-internal) */
-    SP_ENTRY_USER,           /* value/aux: free for tests and benchmarks */
+    SP_ENTRY_BATCH = 1,     /* value: struct sp_batch * */
+    SP_ENTRY_WATERMARK,     /* value: event time in ms (int64 as uint64) */
+    SP_ENTRY_BARRIER,       /* value: checkpoint id; aux: flags (e.g. unaligned) */
+    SP_ENTRY_END_OF_STREAM, /* value: 0 */
+    SP_ENTRY_CALL_REQUEST,  /* value: struct sp_xs_call * (runtime-internal) */
+    SP_ENTRY_CALL_REPLY,    /* value: struct sp_xs_call * (runtime-internal) */
+    SP_ENTRY_USER,          /* value/aux: free for tests and benchmarks */
 };
 
 struct sp_ring_entry {
@@ -65,6 +65,13 @@ int sp_ring_sc_dequeue_burst(struct sp_ring *ring, struct sp_ring_entry *out, ui
 
 /* Consumer only. True when nothing is queued (re-reads the producer index). */
 bool sp_ring_sc_empty(struct sp_ring *ring);
+
+/* Consumer only: copies up to max entries that follow the first `skip`
+ * unconsumed ones into out, without consuming anything, and returns how
+ * many it copied (0 when fewer than skip + 1 are there). A later dequeue
+ * returns the same entries in the same order. Unaligned checkpoints use it
+ * to read a channel's in-flight slice up to its barrier (issue 5). */
+int sp_ring_sc_peek(struct sp_ring *ring, uint32_t skip, struct sp_ring_entry *out, uint32_t max);
 
 /* Producer only. Free slots (re-reads the consumer index). */
 uint32_t sp_ring_sp_free_count(struct sp_ring *ring);

@@ -12,7 +12,8 @@ extern "C" {
 #include "spate/limits.h"
 }
 
-namespace {
+namespace
+{
 
 struct RingDeleter {
     void operator()(sp_ring *r) const { sp_ring_destroy(r); }
@@ -76,10 +77,10 @@ TEST(Ring, FullRingRefusesThenAcceptsAfterDequeue)
 TEST(Ring, ControlEntriesKeepTheirPlace)
 {
     auto r = make_ring(64);
-    std::vector<sp_ring_entry> in = {
-        {SP_ENTRY_USER, 0, 1},        {SP_ENTRY_WATERMARK, 0, 1000}, {SP_ENTRY_USER, 0, 2},
-        {SP_ENTRY_BARRIER, 1, 7},     {SP_ENTRY_USER, 0, 3},         {SP_ENTRY_WATERMARK, 0, 2000},
-        {SP_ENTRY_END_OF_STREAM, 0, 0}};
+    std::vector<sp_ring_entry> in = {{SP_ENTRY_USER, 0, 1},         {SP_ENTRY_WATERMARK, 0, 1000},
+                                     {SP_ENTRY_USER, 0, 2},         {SP_ENTRY_BARRIER, 1, 7},
+                                     {SP_ENTRY_USER, 0, 3},         {SP_ENTRY_WATERMARK, 0, 2000},
+                                     {SP_ENTRY_END_OF_STREAM, 0, 0}};
     // Enqueue one by one and in bursts; the order must be exactly preserved.
     EXPECT_EQ(3, sp_ring_sp_enqueue_burst(r.get(), in.data(), 3));
     for (size_t i = 3; i < in.size(); i++)
@@ -110,6 +111,32 @@ TEST(Ring, WrapsAroundManyTimes)
     }
 }
 
+TEST(Ring, PeekSeesWhatDequeueReturnsWithoutConsumingIt)
+{
+    auto r = make_ring(16);
+    sp_ring_entry out[16], got[16];
+    EXPECT_EQ(0, sp_ring_sc_peek(r.get(), 0, out, 16)); // empty
+    uint64_t next_in = 0, next_out = 0;
+    // Rounds of 11 in, 11 out on 16 slots: the peeked slice wraps around.
+    for (int round = 0; round < 50; round++) {
+        sp_ring_entry in[11];
+        for (auto &e : in)
+            e = user_entry(next_in++);
+        ASSERT_EQ(11, sp_ring_sp_enqueue_burst(r.get(), in, 11));
+        for (uint32_t skip = 0; skip < 11; skip++) {
+            int n = sp_ring_sc_peek(r.get(), skip, out, 16);
+            ASSERT_EQ(11 - (int)skip, n) << "round " << round << " skip " << skip;
+            for (int i = 0; i < n; i++)
+                ASSERT_EQ(next_out + skip + i, out[i].value);
+        }
+        EXPECT_EQ(0, sp_ring_sc_peek(r.get(), 11, out, 16)); // past the end
+        EXPECT_EQ(3, sp_ring_sc_peek(r.get(), 2, out, 3));   // max bounds it
+        ASSERT_EQ(11, sp_ring_sc_dequeue_burst(r.get(), got, 11));
+        for (int i = 0; i < 11; i++)
+            ASSERT_EQ(next_out++, got[i].value);
+    }
+}
+
 TEST(Ring, SpaceWaiterHandshake)
 {
     auto r = make_ring(16);
@@ -129,6 +156,55 @@ TEST(Ring, SpaceWaiterHandshake)
     sp_ring_sp_clear_waiting(r.get());
     ASSERT_EQ(1, sp_ring_sc_dequeue_burst(r.get(), out, 1));
     EXPECT_FALSE(sp_ring_sc_take_space_waiter(r.get()));
+}
+
+// A consumer reads a channel's in-flight slice up to a barrier while the
+// producer keeps writing: what it peeks is exactly what it then dequeues.
+// Runs under TSan too (label xshard).
+TEST(RingThreads, PeekUpToABarrierWhileTheProducerWrites)
+{
+    const uint64_t items = 200000, barrier_every = 97;
+    auto r = make_ring(256);
+    std::thread producer([&] {
+        uint64_t next = 0;
+        while (next < items) {
+            sp_ring_entry e = next % barrier_every == barrier_every - 1
+                                  ? sp_ring_entry{SP_ENTRY_BARRIER, 0, next}
+                                  : user_entry(next);
+            while (sp_ring_sp_enqueue_burst(r.get(), &e, 1) == 0)
+                std::this_thread::yield();
+            next++;
+        }
+    });
+    std::vector<sp_ring_entry> slice;
+    sp_ring_entry buf[64];
+    uint64_t expect = 0, bad = 0;
+    while (expect < items) {
+        // Peek forward until a barrier (or the end of input) is in view.
+        slice.clear();
+        bool barrier = false;
+        while (!barrier && expect + slice.size() < items) {
+            int n = sp_ring_sc_peek(r.get(), (uint32_t)slice.size(), buf, 64);
+            if (n == 0) {
+                std::this_thread::yield();
+                continue;
+            }
+            for (int i = 0; i < n && !barrier; i++) {
+                slice.push_back(buf[i]);
+                barrier = buf[i].kind == SP_ENTRY_BARRIER;
+            }
+        }
+        // Dequeue the slice: the same entries, in order.
+        for (const sp_ring_entry &want : slice) {
+            sp_ring_entry e;
+            ASSERT_EQ(1, sp_ring_sc_dequeue_burst(r.get(), &e, 1));
+            if (e.kind != want.kind || e.value != want.value || e.value != expect)
+                bad++;
+            expect++;
+        }
+    }
+    producer.join();
+    EXPECT_EQ(0u, bad);
 }
 
 // 10^7 items between two threads in random burst sizes: FIFO, no loss, no
