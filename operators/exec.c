@@ -738,8 +738,10 @@ int sp_ctx_state_ref(const struct spate_ctx *c, int state, const void *ns, uint3
     return 0;
 }
 
-static int ctx_timer(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
-                     const void *ns, uint32_t ns_bytes, bool add)
+/* sp_timers_register/_delete's result: 1 registered or deleted, 0 already
+ * there or absent, <0 error. */
+static int ctx_timer_raw(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                         const void *ns, uint32_t ns_bytes, bool add)
 {
     if (!c->key || !c->op->timers)
         return -EINVAL;
@@ -751,7 +753,13 @@ static int ctx_timer(struct spate_ctx *c, enum spate_time_domain domain, int64_t
                                .key_bytes = c->key_bytes,
                                .ns = ns,
                                .ns_bytes = ns_bytes};
-    int rc = add ? sp_timers_register(c->op->timers, &t) : sp_timers_delete(c->op->timers, &t);
+    return add ? sp_timers_register(c->op->timers, &t) : sp_timers_delete(c->op->timers, &t);
+}
+
+static int ctx_timer(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                     const void *ns, uint32_t ns_bytes, bool add)
+{
+    int rc = ctx_timer_raw(c, domain, time_ms, ns, ns_bytes, add);
     return rc < 0 ? rc : 0;
 }
 
@@ -765,6 +773,12 @@ int sp_ctx_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int6
                         const void *ns, uint32_t ns_bytes)
 {
     return ctx_timer(c, domain, time_ms, ns, ns_bytes, false);
+}
+
+int sp_ctx_timer_take(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                      const void *ns, uint32_t ns_bytes)
+{
+    return ctx_timer_raw(c, domain, time_ms, ns, ns_bytes, false);
 }
 
 /* ---- context API ------------------------------------------------------------- */

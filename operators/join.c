@@ -383,7 +383,7 @@ static int window_push(struct spate_ctx *c, uint32_t input, const void *rec)
              * key's window has fired only if its timer is gone. If it is
              * still pending, the record joins the window's lists and the
              * firing pairs it (invariant 3: else its pairs came twice). */
-            rc = sp_ctx_timer_delete(c, SPATE_EVENT_TIME, fire_ms, w, sizeof(*w));
+            rc = sp_ctx_timer_take(c, SPATE_EVENT_TIME, fire_ms, w, sizeof(*w));
             if (rc < 0)
                 return rc;
             fired = rc == 0;

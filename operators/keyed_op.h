@@ -81,5 +81,10 @@ int sp_ctx_timer_register(struct spate_ctx *c, enum spate_time_domain domain, in
                           const void *ns, uint32_t ns_bytes);
 int sp_ctx_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
                         const void *ns, uint32_t ns_bytes);
+/* As sp_ctx_timer_delete, but says whether the timer was there: 1 deleted
+ * (it was pending), 0 absent (never registered, or fired), <0 error.
+ * register and delete return 0 for both, so that calls chain on rc == 0. */
+int sp_ctx_timer_take(struct spate_ctx *c, enum spate_time_domain domain, int64_t time_ms,
+                      const void *ns, uint32_t ns_bytes);
 
 #endif

@@ -32,7 +32,8 @@ extern "C" {
 #include "spate/window.h"
 }
 
-namespace {
+namespace
+{
 
 // Left and right have different schemas (the right one with a string), so a
 // mix-up of sides or a lost string shows.
@@ -229,7 +230,6 @@ int join_fn(spate_ctx *, const void *left, const void *right, void *out, void *)
 }
 
 // ---- jobs ------------------------------------------------------------------------
-
 
 spate_stream *source(spate_job *job, const Schemas &s, Side *side, bool right,
                      double rate_per_s = 0)
@@ -436,7 +436,8 @@ void make_sides(const char *test, Side *ls, Side *rs, uint64_t nl, uint64_t nr, 
     ls->jitter_ms = rs->jitter_ms = jitter_ms;
 }
 
-class Join : public testing::TestWithParam<unsigned> {
+class Join : public testing::TestWithParam<unsigned>
+{
   protected:
     void SetUp() override { g_bad_pairs = 0; }
     void TearDown() override { EXPECT_EQ(0u, g_bad_pairs.load()); }
@@ -699,12 +700,10 @@ TEST_P(Join, WindowJoinAtExactWindowEndsJoinsOrReportsEveryRecord)
 // Allowed lateness: records behind the watermark but within the lateness
 // still join (immediately, only new pairs); records beyond it are late.
 // This caught pairs emitted twice when a record arrived while the timers
-// of its window's end were firing key by key (fixed in operators/join.c,
-// window_push: 5 failures in 25 TSan runs before, none in 25 after).
-// DISABLED: a rarer race remains, about 1 TSan run in 16 on 4 shards: every
-// pair of one record is missing (the record was accepted, not reported
-// late). Tracked in docs/roadmap.md; run with --gtest_also_run_disabled_tests.
-TEST_P(Join, DISABLED_WindowJoinWithAllowedLatenessJoinsOrReportsEveryRecord)
+// of its window's end were firing key by key, and then a fix that deleted
+// the pending timer it only meant to look at (operators/join.c,
+// window_push; sp_ctx_timer_take).
+TEST_P(Join, WindowJoinWithAllowedLatenessJoinsOrReportsEveryRecord)
 {
     Side ls, rs;
     make_sides("Join.WindowLateness", &ls, &rs, 6000, 6000, 30, 6000, 90);
