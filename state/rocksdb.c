@@ -793,10 +793,8 @@ static int rdb_list_iterate(struct sp_state_backend *base, const struct sp_state
      * this walk): the iterator gets its own upper bound, since RocksDB
      * keeps a pointer to it and the nested call rewrites b->hi. */
     struct buf hi = {0};
-    if (buf_reserve(&hi, b->hi.len))
+    if (buf_set(&hi, b->hi.p, b->hi.len))
         return -ENOMEM;
-    memcpy(hi.p, b->hi.p, b->hi.len);
-    hi.len = b->hi.len;
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = iter_open(b, b->db, &b->lo, &hi, &ro);
     int stop = 0;
@@ -809,7 +807,7 @@ static int rdb_list_iterate(struct sp_state_backend *base, const struct sp_state
         stop = fn(v, (uint32_t)vn, arg);
     }
     rc = iter_close(b, it, ro);
-    free(hi.p);
+    buf_free(&hi);
     return rc ? rc : stop;
 }
 
@@ -960,14 +958,10 @@ static int rdb_map_iterate(struct sp_state_backend *base, const struct sp_state_
     /* fn may read this backend, which rewrites b->key and b->hi: keep
      * private copies of the cell key and the iterator's upper bound. */
     struct buf cell = {0}, hi = {0};
-    if (buf_reserve(&cell, b->key.len) || buf_reserve(&hi, b->hi.len)) {
-        free(cell.p);
+    if (buf_set(&cell, b->key.p, b->key.len) || buf_set(&hi, b->hi.p, b->hi.len)) {
+        buf_free(&cell);
         return -ENOMEM;
     }
-    memcpy(cell.p, b->key.p, b->key.len);
-    cell.len = b->key.len;
-    memcpy(hi.p, b->hi.p, b->hi.len);
-    hi.len = b->hi.len;
     rocksdb_readoptions_t *ro;
     rocksdb_iterator_t *it = iter_open(b, b->db, &b->lo, &hi, &ro);
     int stop = 0;
@@ -996,17 +990,13 @@ static int rdb_map_iterate(struct sp_state_backend *base, const struct sp_state_
     rc = iter_close(b, it, ro);
     if (!rc && gone) {
         /* Back to this cell's key for the head update. */
-        if (buf_reserve(&b->key, cell.len) == 0) {
-            memcpy(b->key.p, cell.p, cell.len);
-            b->key.len = cell.len;
+        rc = buf_set(&b->key, cell.p, cell.len);
+        if (rc == 0)
             rc = map_entries_gone(b, head, gone);
-        } else {
-            rc = -ENOMEM;
-        }
     }
     rocksdb_writebatch_clear(b->batch);
-    free(cell.p);
-    free(hi.p);
+    buf_free(&cell);
+    buf_free(&hi);
     return rc ? rc : stop;
 }
 
