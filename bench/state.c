@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "core/dir.h"
 #include "core/keygroup.h"
 #include "spate/error.h"
 #include "state/backend.h"
@@ -209,13 +210,6 @@ static int snapshots(struct sp_state_backend *b, const struct cfg *c, const char
     return rc;
 }
 
-static int rm_rf(const char *path)
-{
-    char cmd[1200];
-    snprintf(cmd, sizeof(cmd), "rm -rf -- '%s'", path);
-    return system(cmd);
-}
-
 static bool parse_u64(const char *arg, const char *name, uint64_t *out)
 {
     size_t n = strlen(name);
@@ -336,7 +330,7 @@ int main(int argc, char **argv)
             rc |= snapshots(r, &c, root) < 0;
         }
         sp_state_destroy(r);
-        rm_rf(root);
+        sp_dir_remove(root, NULL);
     }
     bench_print_rerun(&a);
     bench_args_fini(&a);

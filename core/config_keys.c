@@ -203,6 +203,56 @@ static const struct sp_config_key registry[] = {
         .max = 1000000,
         .description = "Entries one sweep may examine: bounds the pause each sweep adds.",
     },
+    {
+        .name = "execution.checkpointing.interval",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "0",
+        .min = 0,
+        .max = (int64_t)24 * 3600 * 1000,
+        .description = "Take a checkpoint this often (Flink's execution.checkpointing.interval); "
+                       "0 (the default) takes none. Needs execution.checkpointing.dir.",
+    },
+    {
+        .name = "execution.checkpointing.dir",
+        .type = SPATE_CONFIG_STRING,
+        .default_text = NULL,
+        .description = "Where checkpoints go: <dir>/<job name>/chk-<n>/ (Flink's "
+                       "execution.checkpointing.dir). A job started with the same directory "
+                       "restores its newest complete checkpoint.",
+    },
+    {
+        .name = "execution.checkpointing.timeout",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "10min",
+        .min = 1,
+        .max = (int64_t)24 * 3600 * 1000,
+        .description = "A checkpoint not complete after this long is given up (the next one "
+                       "starts after the minimum pause).",
+    },
+    {
+        .name = "execution.checkpointing.min-pause",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "0",
+        .min = 0,
+        .max = (int64_t)24 * 3600 * 1000,
+        .description = "Least time between the end of one checkpoint and the start of the next.",
+    },
+    {
+        .name = "execution.checkpointing.num-retained",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "1",
+        .min = 1,
+        .max = 1000,
+        .description = "Complete checkpoints kept on disk; older ones are deleted.",
+    },
+    {
+        .name = "execution.checkpointing.unaligned",
+        .type = SPATE_CONFIG_BOOL,
+        .default_text = "true",
+        .description = "Unaligned checkpoints (Flink's FLIP-76): barriers overtake queued "
+                       "records, which are stored as channel state, so checkpoints complete "
+                       "under backpressure. false: aligned checkpoints (no channel state).",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

@@ -1,7 +1,9 @@
 /* core/dir.c - see core/dir.h. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -34,5 +36,49 @@ int sp_dir_create(const char *path, struct spate_error *err)
         return spate_error_set(err, -errno, "%s: %s", path, strerror(errno));
     if (!S_ISDIR(st.st_mode))
         return spate_error_set(err, -ENOTDIR, "%s: not a directory", path);
+    return 0;
+}
+
+/* nftw's callback has no argument of its own: sp_dir_remove points this at
+ * its context on its stack for the duration of the walk. nftw does not
+ * nest within a thread, so one pointer per thread is enough. */
+struct remove_ctx {
+    int rc;              /* the first error, 0 until one */
+    char path[PATH_MAX]; /* the entry it concerns */
+};
+static _Thread_local struct remove_ctx *remove_ctx;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    if (remove(path) < 0 && errno != ENOENT && remove_ctx->rc == 0) {
+        remove_ctx->rc = -errno;
+        snprintf(remove_ctx->path, sizeof(remove_ctx->path), "%s", path);
+    }
+    return 0; /* go on: remove as much as possible, like rm -rf */
+}
+
+int sp_dir_remove(const char *path, struct spate_error *err)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        int e = errno;
+        if (e == ENOENT)
+            return 0;
+        return spate_error_set(err, -e, "%s: cannot remove: %s", path, strerror(e));
+    }
+    struct remove_ctx ctx = {.rc = 0};
+    remove_ctx = &ctx;
+    int rc = nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+    int e = errno;
+    remove_ctx = NULL;
+    if (ctx.rc)
+        return spate_error_set(err, ctx.rc, "%s: cannot remove '%s': %s", path, ctx.path,
+                               strerror(-ctx.rc));
+    if (rc < 0 && e != ENOENT) {
+        if (e == 0)
+            e = EIO;
+        return spate_error_set(err, -e, "%s: cannot remove: %s", path, strerror(e));
+    }
     return 0;
 }

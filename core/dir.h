@@ -1,6 +1,7 @@
 /*
- * core/dir.h - directories: the one mkdir -p that sinks, the state
- * backends and the job's working directories share.
+ * core/dir.h - directories: the one mkdir -p and the one rm -rf that
+ * sinks, the state backends, checkpoints and the job's working
+ * directories share.
  */
 #ifndef SP_CORE_DIR_H
 #define SP_CORE_DIR_H
@@ -14,5 +15,15 @@
  * that failed (err may be NULL).
  */
 int sp_dir_create(const char *path, struct spate_error *err);
+
+/*
+ * Removes `path` and everything under it, like rm -rf: symbolic links are
+ * removed, never followed (a link to a directory removes the link only).
+ * A missing path, or an entry that vanishes meanwhile, is fine. On a
+ * failure it goes on removing what it can and returns the first error:
+ * 0 or -errno with a message naming the entry that failed (err may be
+ * NULL). Blocks on the file system; any thread may call it.
+ */
+int sp_dir_remove(const char *path, struct spate_error *err);
 
 #endif

@@ -133,6 +133,14 @@ int sp_file_writer_close(struct sp_file_writer *w, struct spate_error *err)
     return rc;
 }
 
+int sp_file_writer_sync(struct sp_file_writer *w, struct spate_error *err)
+{
+    int rc = sp_file_writer_flush(w, err);
+    if (rc == 0 && w->fd >= 0 && fsync(w->fd) < 0)
+        rc = spate_error_set(err, -errno, "%s: fsync failed: %s", w->path, strerror(errno));
+    return rc;
+}
+
 const char *sp_file_writer_path(const struct sp_file_writer *w)
 {
     return w->path;

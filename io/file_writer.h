@@ -57,6 +57,8 @@ int sp_file_writer_flush(struct sp_file_writer *w, struct spate_error *err);
  * (-EBADF). 0 or -errno (from the flush or close(2)). */
 int sp_file_writer_close(struct sp_file_writer *w, struct spate_error *err);
 
+/* Flushes and fsyncs the file (a transaction's pre-commit). 0 or -errno. */
+int sp_file_writer_sync(struct sp_file_writer *w, struct spate_error *err);
 const char *sp_file_writer_path(const struct sp_file_writer *w);
 
 /* sp_dir_create (mkdir -p) is in core/dir.h. */

@@ -43,178 +43,11 @@
 #include "core/keygroup.h"
 #include "core/log.h"
 #include "io/format.h"
-#include "operators/job_int.h"
+#include "operators/exec_int.h"
 #include "operators/keyed_op.h"
 #include "operators/sink_op.h"
 #include "operators/source_op.h"
-
-#define PENDQ_MAX        64
-#define RECV_BURST       8
-#define WM_EVERY_RECORDS 256
-#define STDOUT_BUF_BYTES (64u << 10)
-#define OUT_ARENA_BYTES  (64u << 10)
-
-struct exec;
-struct shard_exec;
-struct task_state;
-
-/* Entries a sender could not put in the ring yet, FIFO per target. */
-struct pendq {
-    struct sp_ring_entry e[PENDQ_MAX];
-    uint32_t head;
-    uint32_t count;
-};
-
-struct sender {
-    struct sp_batch **cur; /* [n]: batch being filled per target */
-    struct pendq *q;       /* [n] */
-    uint32_t pending;      /* total entries queued over all targets */
-};
-
-struct peer_in {
-    int64_t wm;
-    bool idle;
-    bool ended;
-};
-
-struct collect_shard {
-    unsigned char **recs; /* malloc'ed copies (record + strings) */
-    int64_t *ts;
-    uint64_t count;
-    uint64_t cap;
-};
-
-struct spate_collector {
-    const struct spate_schema *schema;
-    uint32_t n_shards;
-    struct collect_shard *shards; /* [n_shards] */
-    /* Flattened after the run. */
-    unsigned char **all;
-    int64_t *all_ts;
-    uint64_t total;
-};
-
-struct op {
-    struct node *node;
-    struct shard_exec *se;
-    int64_t in_wm[NODE_INPUTS_MAX];
-    bool in_idle[NODE_INPUTS_MAX];
-    bool in_ended[NODE_INPUTS_MAX];
-    int64_t wm;
-    bool idle;
-    bool ended;
-    unsigned char *out_rec; /* scratch output record */
-    uint32_t out_bytes;     /* its size (the output schema's record bytes) */
-    char *out_arena_mem;
-    struct sp_arena out_arena;
-    /* Keyed operators. */
-    struct sp_timer_service *timers;
-    uint32_t state_ids[JOB_STATES_MAX];
-    unsigned char *state_buf; /* scratch for reducing state */
-    /* KEY_BY. */
-    struct sender snd;
-    struct peer_in *peers; /* [n] receiver side */
-    uint32_t stride;       /* record slot bytes in batches */
-    uint32_t records_cap;  /* bytes of a batch used for record slots */
-    /* NODE_KEYED: the operator's own per-shard memory. */
-    void *impl;
-    /* NODE_SINK_EXT: handle given to the sink (points back to this op). */
-    struct sp_sink_shard *sink;
-    bool sink_open;
-    /* Sinks. */
-    char *out_buf;
-    size_t out_len;
-};
-
-struct sp_sink_shard {
-    struct op *op;
-    void *impl;
-};
-
-struct spate_ctx {
-    struct op *op;
-    int64_t ts;
-    const void *key;
-    uint32_t key_bytes;
-    uint32_t key_group;
-    unsigned char key_buf[SPATE_KEY_BYTES_MAX];
-};
-
-struct spate_gen_ctx {
-    uint64_t seed;
-    uint32_t shard;
-};
-
-enum task_kind { TASK_SOURCE, TASK_RECEIVER };
-
-struct sp_source_split {
-    struct task_state *ts;
-    struct sp_task *task;
-    void *impl;
-    uint32_t calls; /* for sp_source_should_yield's clock sampling */
-};
-
-struct task_state {
-    enum task_kind kind;
-    struct shard_exec *se;
-    struct op *head; /* source op, or KEY_BY op (receiver half) */
-    struct op *senders[JOB_NODES_MAX];
-    uint32_t n_senders;
-    struct op *keyed[JOB_NODES_MAX]; /* reachable keyed ops (processing-time timers) */
-    uint32_t n_keyed;
-    /* Watermark work in progress (invariant 4). */
-    bool wm_pending;
-    int64_t wm_target;
-    bool wm_target_idle;
-    /* End of input reached: advancing to MAX, then ending, then draining. */
-    bool ending;
-    bool ended;
-    /* Source. */
-    uint64_t first_index, next_index, end_index, stride;
-    int64_t max_ts;
-    int64_t last_wm;
-    bool idle;
-    uint64_t last_record_ns;
-    uint64_t start_ns;
-    uint64_t emitted_since_wm;
-    struct spate_gen_ctx gen;
-    unsigned char *rec;
-    /* External source (NODE_SOURCE_EXT). */
-    struct sp_source_split *split;
-    /* Receiver. */
-    struct sp_batch *cur;
-    uint32_t cur_idx;
-    uint32_t cur_peer;
-    uint32_t rr_peer;
-    int64_t in_wm;
-    bool in_idle;
-};
-
-struct shard_exec {
-    struct exec *x;
-    struct sp_shard *shard;
-    uint32_t id;
-    struct op ops[JOB_NODES_MAX];
-    struct task_state *tasks[JOB_NODES_MAX];
-    uint32_t n_tasks;
-    struct sp_state_backend *state;
-    uint32_t kg_first, kg_end;
-    struct sp_timer ttl_sweep; /* state.ttl.cleanup.*: reclaims expired state */
-};
-
-struct exec {
-    struct spate_job *job;
-    uint32_t n;
-    uint32_t max_parallelism;
-    uint32_t batch_bytes;
-    struct shard_exec *shards[SPATE_SHARDS_MAX];
-    struct sp_runtime *rt;
-    _Atomic int64_t live_tasks;
-    _Atomic int failed;
-    int fail_code;
-    char fail_msg[SPATE_ERROR_MESSAGE_MAX];
-    struct sp_job_state_opts state_opts;
-};
+#include "state/checkpoint_store.h"
 
 static int op_emit(struct op *op, const void *rec, int64_t ts);
 static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts);
@@ -293,9 +126,9 @@ static void ctx_set_key(struct spate_ctx *c, const struct node *kb, const void *
 
 static bool pendq_push(struct pendq *q, struct sp_ring_entry e)
 {
-    if (q->count == PENDQ_MAX)
+    if (q->count >= PENDQ_MAX)
         return false;
-    q->e[(q->head + q->count) % PENDQ_MAX] = e;
+    q->e[(q->head + q->count) % PENDQ_SLOTS] = e;
     q->count++;
     return true;
 }
@@ -307,7 +140,7 @@ static void sender_flush_target(struct op *op, uint32_t t)
     while (q->count) {
         if (sp_shard_send(op->se->shard, op->node->u.key_by.channel, t, &q->e[q->head], 1) == 0)
             return;
-        q->head = (q->head + 1) % PENDQ_MAX;
+        q->head = (q->head + 1) % PENDQ_SLOTS;
         q->count--;
         op->snd.pending--;
     }
@@ -535,6 +368,23 @@ static bool task_blocked(struct task_state *ts)
     return false;
 }
 
+int sp_exec_fail(struct shard_exec *se, int code, const char *what)
+{
+    return fail(se, code, what);
+}
+void sp_exec_sender_flush(struct op *op, uint32_t target)
+{
+    sender_flush_target(op, target);
+}
+int sp_exec_emit(struct op *op, const void *rec, int64_t ts)
+{
+    return op_emit(op, rec, ts);
+}
+bool sp_exec_task_blocked(struct task_state *ts)
+{
+    return task_blocked(ts);
+}
+
 /* Fires one due timer of a keyed operator (domain, up to `until`).
  * Returns 1 fired, 0 none due, <0 error. */
 static int fire_one_timer(struct op *op, enum sp_time_domain d, int64_t until)
@@ -665,6 +515,8 @@ static int op_end(struct task_state *ts, struct op *op)
         stdout_flush(op);
     if (n->kind == NODE_SINK_EXT && n->sink_vt->end) {
         int rc = n->sink_vt->end(op->sink);
+        if (rc == 0 && op->se->x->ck.enabled && n->sink_vt->pre_commit)
+            rc = n->sink_vt->pre_commit(op->sink, SP_CHECKPOINT_ID_FINAL);
         if (rc < 0)
             return fail(op->se, rc, n->name);
     }
@@ -1211,8 +1063,11 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         /* The clock costs tens of ns on some VMs: look at it every 64 records. */
         if ((k & 63) == 0 && sp_task_should_yield(s))
             break;
-        if (sp_shard_stopping(s) || ts->next_index >= ts->end_index)
+        if (sp_shard_stopping(s) || ts->next_index >= ts->end_index) {
+            if (ts->next_index < ts->end_index)
+                atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
             return task_finish_input(s, t, ts);
+        }
         /* One record needs at most one fresh batch per sender it reaches:
          * stop before the pool runs out, not in the middle of a record. */
         if (task_blocked(ts) || sp_batch_pool_free(s) < ts->n_senders + 1)
@@ -1291,6 +1146,10 @@ const struct spate_schema *sp_sink_schema(const struct sp_sink_shard *k)
 void **sp_sink_impl(struct sp_sink_shard *k)
 {
     return &k->impl;
+}
+bool sp_sink_transactional(const struct sp_sink_shard *k)
+{
+    return k->op->se->x->ck.enabled;
 }
 
 /* ---- external sources (source_op.h) ------------------------------------------ */
@@ -1378,6 +1237,7 @@ static int ext_source_task_slice(struct sp_shard *s, struct sp_task *t, void *ar
     while (status == SP_SOURCE_MORE && !sp_task_should_yield(s) && !task_blocked(ts) &&
            sp_batch_pool_free(s) >= ts->n_senders + 1) {
         if (sp_shard_stopping(s)) {
+            atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
             status = SP_SOURCE_END;
             break;
         }
@@ -1483,6 +1343,14 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         return task_finish_input(s, t, ts);
     struct op *kb = ts->head;
     uint32_t n = kb->se->x->n, channel = kb->node->u.key_by.channel;
+    if (ts->replay.buf.len > ts->replay.off) {
+        /* Restored channel state goes first, in its recorded order. */
+        rc = sp_ckpt_replay(ts);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            return SP_TASK_YIELD;
+    }
     while (!sp_task_should_yield(s)) {
         if (ts->cur) {
             rc = receiver_batch(ts);
@@ -1506,7 +1374,15 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
                 ts->cur = (struct sp_batch *)(uintptr_t)e.value;
                 ts->cur_idx = 0;
                 ts->cur_peer = p;
+                if (ts->ck_logging && ts->ck_logging[p])
+                    sp_ckpt_on_batch(ts, p, ts->cur, 0);
+            } else if (e.kind == SP_ENTRY_BARRIER) {
+                rc = sp_ckpt_on_barrier(ts, p, e.value);
+                if (rc < 0)
+                    return rc;
             } else {
+                if (e.kind == SP_ENTRY_END_OF_STREAM && ts->ck_logging)
+                    sp_ckpt_on_end_of_stream(ts, p);
                 rc = receiver_control(ts, p, &e);
                 if (rc < 0)
                     return rc;
@@ -1708,6 +1584,8 @@ static int shard_start(struct sp_shard *s, void *arg)
         if ((rc = sp_timer_arm(s, &se->ttl_sweep, ttl_sweep_deadline(x))) < 0)
             return rc;
     }
+    if (x->restore && (rc = sp_ckpt_restore_state(se)) < 0)
+        return rc;
     struct spate_job *job = x->job;
     for (uint32_t i = 0; i < job->n_nodes; i++)
         if ((rc = op_init(se, &se->ops[i], job->nodes[i])) < 0)
@@ -1736,7 +1614,7 @@ static int shard_start(struct sp_shard *s, void *arg)
                 return -ENOMEM;
             ts->start_ns = sp_clock_ns();
             ts->last_record_ns = ts->start_ns;
-            rc = sp_task_spawn(s, n->name, source_task, ts, NULL);
+            rc = sp_task_spawn(s, n->name, source_task, ts, &ts->task);
         } else if (n->kind == NODE_SOURCE_EXT) {
             ts = new_task(se, TASK_SOURCE, &se->ops[i]);
             if (!ts)
@@ -1751,17 +1629,23 @@ static int shard_start(struct sp_shard *s, void *arg)
             rc = n->src_vt->open(ts->split);
             if (rc < 0)
                 return fail(se, rc, n->name);
-            rc = sp_task_spawn(s, n->name, ext_source_task, ts, NULL);
+            rc = sp_task_spawn(s, n->name, ext_source_task, ts, &ts->task);
         } else if (n->kind == NODE_KEY_BY) {
             ts = new_task(se, TASK_RECEIVER, &se->ops[i]);
             if (!ts)
                 return -ENOMEM;
-            rc = sp_task_spawn(s, n->name, receiver_task, ts, NULL);
+            if (x->ck.enabled) {
+                ts->ck_logging = sp_shard_alloc(s, x->n * sizeof(bool));
+                if (!ts->ck_logging)
+                    return -ENOMEM;
+                memset(ts->ck_logging, 0, x->n * sizeof(bool));
+            }
+            rc = sp_task_spawn(s, n->name, receiver_task, ts, &ts->task);
         }
         if (rc < 0)
             return rc;
     }
-    return 0;
+    return x->ck.enabled ? sp_ckpt_shard_start(se) : 0;
 }
 
 /* ---- run --------------------------------------------------------------------- */
@@ -1832,6 +1716,7 @@ static void shard_stop(struct sp_shard *s, void *arg)
         return;
     if (se->ttl_sweep.fn)
         sp_timer_cancel(s, &se->ttl_sweep);
+    sp_ckpt_shard_stop(se);
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *o = &se->ops[k];
         if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
@@ -1863,6 +1748,7 @@ static void shard_stop(struct sp_shard *s, void *arg)
             sp_shard_free(s, se->tasks[i]->split);
         }
         sp_shard_free(s, se->tasks[i]->rec);
+        sp_shard_free(s, se->tasks[i]->ck_logging);
         sp_shard_free(s, se->tasks[i]);
     }
     if (se->state)
@@ -1902,6 +1788,17 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     }
     if ((rc = sp_job_state_opts(job, cfg, &x->state_opts, err)) < 0)
         goto out;
+    if ((rc = sp_ckpt_opts(job, cfg, &x->ck, err)) < 0)
+        goto out;
+    if (x->ck.enabled) {
+        rc = sp_ckpt_prepare(x, err);
+        if (rc < 0)
+            goto out;
+        if (rc == 1) { /* the checkpoint says the job has finished */
+            rc = 0;
+            goto out;
+        }
+    }
     for (uint32_t i = 0; i < job->n_collectors; i++) {
         job->collectors[i]->n_shards = x->n;
         job->collectors[i]->shards = calloc(x->n, sizeof(struct collect_shard));
@@ -1949,6 +1846,8 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     if (atomic_load(&x->failed))
         rc = spate_error_set(err, x->fail_code < 0 ? x->fail_code : -SPATE_EINTERNAL, "%s",
                              x->fail_msg);
+    if (rc == 0 && x->ck.enabled)
+        rc = sp_ckpt_finish(x, err);
     if (rc == 0)
         for (uint32_t i = 0; i < job->n_collectors; i++)
             if ((rc = collector_flatten(job->collectors[i])) < 0)
@@ -1957,6 +1856,7 @@ out:
     if (x->rt)
         sp_runtime_destroy(x->rt);
     sp_job_state_cleanup(&x->state_opts);
+    sp_ckpt_free(x);
     job->exec = NULL;
     free(x);
     spate_config_destroy(own);

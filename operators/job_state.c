@@ -96,15 +96,8 @@ int sp_job_state_create(const struct sp_job_state_opts *o, uint32_t shard, uint3
     return sp_state_rocksdb_create(first_kg, end_kg, max_parallelism, &ro, out, err);
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    remove(path);
-    return 0;
-}
-
 void sp_job_state_cleanup(const struct sp_job_state_opts *o)
 {
     if (o->type == SPATE_STATE_BACKEND_ROCKSDB && o->job_dir[0])
-        nftw(o->job_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        sp_dir_remove(o->job_dir, NULL);
 }

@@ -2,8 +2,17 @@
  * operators/sink_file.c - the file sink (spate/file.h): a sink vtable
  * (operators/sink_op.h) over io/file_writer and the io encoders.
  *
- * Each shard owns one part file, dir/part-<shard>.<ext>, created (or
- * truncated) in open, so that a successful run leaves one per shard.
+ * Without checkpoints, each shard owns one part file, dir/part-<shard>.<ext>,
+ * created (or truncated) in open, so that a successful run leaves one per
+ * shard. With checkpoints the sink is transactional (two-phase commit,
+ * Flink's FileSink): a shard writes .inprogress-<shard>.<ext>; at the cut of
+ * checkpoint n it fsyncs it and renames it to _pending-<n>-<shard>.<ext>;
+ * when n completes, the pending files <= n become part-<n>-<shard>.<ext>.
+ * Names starting with '.' or '_' are invisible to readers that follow
+ * Flink's convention (spate's file source, spate-check), and part names
+ * sort in commit order. A rename is atomic and idempotent to redo, so
+ * recovery commits the pending files of the restored checkpoint and
+ * deletes every other uncommitted file.
  * Invariants: every record becomes exactly one line, encoded straight into
  * the writer's buffer, which is larger than the longest line an encoder
  * accepts, so a record needs at most one flush before it fits; end()
@@ -11,10 +20,14 @@
  * part file keeps what was flushed).
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "io/file_writer.h"
@@ -24,8 +37,10 @@
 #include "spate/file.h"
 #include "spate/limits.h"
 
-/* Room left in a path for "/part-<shard>.jsonl". */
-#define PART_SUFFIX_BYTES_MAX 32
+/* Room left in a path for "/_pending-<10 digits>-<shard>.jsonl". */
+#define PART_SUFFIX_BYTES_MAX 40
+/* Pre-committed transactions of one shard waiting for their checkpoint. */
+#define PENDING_MAX 64
 
 struct file_sink_cfg {
     enum spate_format format;
@@ -40,37 +55,108 @@ static int sink_failed(const struct file_sink_cfg *cfg, int rc, const struct spa
     return rc;
 }
 
-static int file_sink_open(struct sp_sink_shard *k)
+/* Per shard: the open file (NULL between transactions) and, in
+ * transactional mode, the pre-committed files not yet committed. */
+struct file_sink_shard {
+    struct sp_file_writer *w;
+    bool transactional;
+    uint32_t pending_count;
+    uint64_t pending_ids[PENDING_MAX];
+};
+
+static const char *ext_of(const struct file_sink_cfg *cfg)
+{
+    return cfg->format == SPATE_FORMAT_CSV ? "csv" : "jsonl";
+}
+
+/* Creates the shard's file at `path` (writing the CSV header). */
+static int open_file(struct sp_sink_shard *k, struct file_sink_shard *fs, const char *path)
 {
     const struct file_sink_cfg *cfg = sp_sink_config(k);
-    struct sp_shard *s = sp_sink_shard(k);
     struct spate_error err = {0};
-    int rc = sp_dir_create(cfg->dir, &err);
-    if (rc < 0)
-        return sink_failed(cfg, rc, &err);
-    /* The builder left PART_SUFFIX_BYTES_MAX bytes of room for the suffix. */
-    char path[PATH_MAX + PART_SUFFIX_BYTES_MAX];
-    snprintf(path, sizeof(path), "%s/part-%u.%s", cfg->dir, sp_sink_index(k),
-             cfg->format == SPATE_FORMAT_CSV ? "csv" : "jsonl");
     struct sp_file_writer *w;
-    if ((rc = sp_file_writer_create(s, path, &w, &err)) < 0)
+    int rc = sp_file_writer_create(sp_sink_shard(k), path, &w, &err);
+    if (rc < 0)
         return sink_failed(cfg, rc, &err);
     if (cfg->format == SPATE_FORMAT_CSV) {
         size_t room;
         char *t = sp_file_writer_tail(w, &room);
         int n = sp_csv_encode_header(sp_sink_schema(k), cfg->delimiter, t, room);
         if (n < 0 || (size_t)n >= room) {
-            /* close() is not called after a failed open: free here. */
             sp_file_writer_destroy(w);
             rc = n < 0 ? n : -SPATE_ELIMIT;
-            spate_error_set(&err, rc, "%s: cannot encode the header: %s", path,
-                            spate_strerror(rc));
+            spate_error_set(&err, rc, "%s: cannot encode the header: %s", path, spate_strerror(rc));
             return sink_failed(cfg, rc, &err);
         }
         t[n] = '\n';
         sp_file_writer_commit(w, (size_t)n + 1);
     }
-    *sp_sink_impl(k) = w;
+    fs->w = w;
+    return 0;
+}
+
+/* The builder left PART_SUFFIX_BYTES_MAX bytes of room for the names. */
+static void inprogress_path(const struct file_sink_cfg *cfg, uint32_t shard, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/.inprogress-%04u.%s", cfg->dir, shard, ext_of(cfg));
+}
+
+static void pending_path(const struct file_sink_cfg *cfg, uint64_t id, uint32_t shard, char *out,
+                         size_t cap)
+{
+    snprintf(out, cap, "%s/_pending-%010" PRIu64 "-%04u.%s", cfg->dir, id, shard, ext_of(cfg));
+}
+
+static void part_path(const struct file_sink_cfg *cfg, uint64_t id, uint32_t shard, char *out,
+                      size_t cap)
+{
+    snprintf(out, cap, "%s/part-%010" PRIu64 "-%04u.%s", cfg->dir, id, shard, ext_of(cfg));
+}
+
+static int sync_dir(const struct file_sink_cfg *cfg, struct spate_error *err)
+{
+    int fd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || fsync(fd) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return spate_error_set(err, -e, "%s: fsync of the directory failed: %s", cfg->dir,
+                               strerror(e));
+    }
+    close(fd);
+    return 0;
+}
+
+static int rename_or_fail(const char *from, const char *to, struct spate_error *err)
+{
+    if (rename(from, to) < 0)
+        return spate_error_set(err, -errno, "rename %s -> %s failed: %s", from, to,
+                               strerror(errno));
+    return 0;
+}
+
+static int file_sink_open(struct sp_sink_shard *k)
+{
+    const struct file_sink_cfg *cfg = sp_sink_config(k);
+    struct spate_error err = {0};
+    int rc = sp_dir_create(cfg->dir, &err);
+    if (rc < 0)
+        return sink_failed(cfg, rc, &err);
+    struct file_sink_shard *fs = sp_shard_alloc(sp_sink_shard(k), sizeof(*fs));
+    if (!fs)
+        return -ENOMEM;
+    memset(fs, 0, sizeof(*fs));
+    fs->transactional = sp_sink_transactional(k);
+    if (!fs->transactional) {
+        /* Without checkpoints: one part file per shard, created now. */
+        char path[PATH_MAX + PART_SUFFIX_BYTES_MAX];
+        snprintf(path, sizeof(path), "%s/part-%u.%s", cfg->dir, sp_sink_index(k), ext_of(cfg));
+        if ((rc = open_file(k, fs, path)) < 0) {
+            sp_shard_free(sp_sink_shard(k), fs);
+            return rc;
+        }
+    }
+    *sp_sink_impl(k) = fs;
     return 0;
 }
 
@@ -78,7 +164,15 @@ static int file_sink_write(struct sp_sink_shard *k, const void *rec, int64_t ts)
 {
     (void)ts;
     const struct file_sink_cfg *cfg = sp_sink_config(k);
-    struct sp_file_writer *w = *sp_sink_impl(k);
+    struct file_sink_shard *fs = *sp_sink_impl(k);
+    if (!fs->w) { /* a transaction's first record */
+        char path[PATH_MAX + PART_SUFFIX_BYTES_MAX];
+        inprogress_path(cfg, sp_sink_index(k), path, sizeof(path));
+        int rc = open_file(k, fs, path);
+        if (rc < 0)
+            return rc;
+    }
+    struct sp_file_writer *w = fs->w;
     const struct spate_schema *schema = sp_sink_schema(k);
     struct spate_error err = {0};
     /* At most one flush: the buffer holds any line (invariant). */
@@ -109,15 +203,122 @@ static int file_sink_write(struct sp_sink_shard *k, const void *rec, int64_t ts)
 
 static int file_sink_end(struct sp_sink_shard *k)
 {
+    struct file_sink_shard *fs = *sp_sink_impl(k);
+    if (fs->transactional)
+        return 0; /* the executor pre-commits the last transaction */
     const struct file_sink_cfg *cfg = sp_sink_config(k);
     struct spate_error err = {0};
-    int rc = sp_file_writer_close(*sp_sink_impl(k), &err);
+    int rc = sp_file_writer_close(fs->w, &err);
     return rc < 0 ? sink_failed(cfg, rc, &err) : 0;
+}
+
+/* Makes the open transaction durable and names it after checkpoint id:
+ * .inprogress -> _pending-<id>. An empty transaction leaves no file. */
+static int file_sink_pre_commit(struct sp_sink_shard *k, uint64_t id)
+{
+    const struct file_sink_cfg *cfg = sp_sink_config(k);
+    struct file_sink_shard *fs = *sp_sink_impl(k);
+    if (!fs->w)
+        return 0;
+    if (fs->pending_count == PENDING_MAX)
+        return sink_failed(cfg, -SPATE_ELIMIT,
+                           &(struct spate_error){.code = -SPATE_ELIMIT,
+                                                 .message = "too many uncommitted transactions"});
+    struct spate_error err = {0};
+    char from[PATH_MAX + PART_SUFFIX_BYTES_MAX], to[PATH_MAX + PART_SUFFIX_BYTES_MAX];
+    inprogress_path(cfg, sp_sink_index(k), from, sizeof(from));
+    pending_path(cfg, id, sp_sink_index(k), to, sizeof(to));
+    int rc = sp_file_writer_sync(fs->w, &err);
+    if (rc == 0)
+        rc = sp_file_writer_close(fs->w, &err);
+    sp_file_writer_destroy(fs->w);
+    fs->w = NULL;
+    if (rc == 0)
+        rc = rename_or_fail(from, to, &err);
+    if (rc == 0)
+        rc = sync_dir(cfg, &err);
+    if (rc < 0)
+        return sink_failed(cfg, rc, &err);
+    fs->pending_ids[fs->pending_count++] = id;
+    return 0;
+}
+
+/* Checkpoint id completed: _pending-<m> -> part-<m> for every m <= id. */
+static int file_sink_commit(struct sp_sink_shard *k, uint64_t id)
+{
+    const struct file_sink_cfg *cfg = sp_sink_config(k);
+    struct file_sink_shard *fs = *sp_sink_impl(k);
+    struct spate_error err = {0};
+    uint32_t kept = 0;
+    bool renamed = false;
+    for (uint32_t i = 0; i < fs->pending_count; i++) {
+        uint64_t m = fs->pending_ids[i];
+        if (m > id) {
+            fs->pending_ids[kept++] = m;
+            continue;
+        }
+        char from[PATH_MAX + PART_SUFFIX_BYTES_MAX], to[PATH_MAX + PART_SUFFIX_BYTES_MAX];
+        pending_path(cfg, m, sp_sink_index(k), from, sizeof(from));
+        part_path(cfg, m, sp_sink_index(k), to, sizeof(to));
+        int rc = rename_or_fail(from, to, &err);
+        if (rc < 0)
+            return sink_failed(cfg, rc, &err);
+        renamed = true;
+    }
+    fs->pending_count = kept;
+    int rc = renamed ? sync_dir(cfg, &err) : 0;
+    return rc < 0 ? sink_failed(cfg, rc, &err) : 0;
+}
+
+/* Before a run: settles what earlier runs (of any shard count) left. */
+static int file_sink_recover(const void *cfg_arg, uint64_t id, struct spate_error *err)
+{
+    const struct file_sink_cfg *cfg = cfg_arg;
+    DIR *d = opendir(cfg->dir);
+    if (!d)
+        return errno == ENOENT ? 0
+                               : spate_error_set(err, -errno, "file sink '%s': %s: %s", cfg->name,
+                                                 cfg->dir, strerror(errno));
+    int rc = 0;
+    bool changed = false;
+    struct dirent *e;
+    while (rc == 0 && (e = readdir(d))) {
+        char path[PATH_MAX + sizeof(e->d_name) + 2];
+        snprintf(path, sizeof(path), "%s/%s", cfg->dir, e->d_name);
+        if (strncmp(e->d_name, ".inprogress-", 12) == 0) {
+            if (unlink(path) < 0)
+                rc = spate_error_set(err, -errno, "%s: %s", path, strerror(errno));
+            changed = true;
+            continue;
+        }
+        uint64_t m;
+        unsigned shard;
+        char ext[8];
+        if (sscanf(e->d_name, "_pending-%10" SCNu64 "-%4u.%7s", &m, &shard, ext) != 3)
+            continue;
+        changed = true;
+        if (m > id) {
+            if (unlink(path) < 0)
+                rc = spate_error_set(err, -errno, "%s: %s", path, strerror(errno));
+            continue;
+        }
+        char to[PATH_MAX + PART_SUFFIX_BYTES_MAX];
+        part_path(cfg, m, shard, to, sizeof(to));
+        rc = rename_or_fail(path, to, err);
+    }
+    closedir(d);
+    if (rc == 0 && changed)
+        rc = sync_dir(cfg, err);
+    return rc;
 }
 
 static void file_sink_close(struct sp_sink_shard *k)
 {
-    sp_file_writer_destroy(*sp_sink_impl(k));
+    struct file_sink_shard *fs = *sp_sink_impl(k);
+    if (!fs)
+        return;
+    sp_file_writer_destroy(fs->w);
+    sp_shard_free(sp_sink_shard(k), fs);
     *sp_sink_impl(k) = NULL;
 }
 
@@ -127,6 +328,9 @@ static const struct sp_sink_vtable file_sink_vt = {
     .write = file_sink_write,
     .end = file_sink_end,
     .close = file_sink_close,
+    .pre_commit = file_sink_pre_commit,
+    .commit = file_sink_commit,
+    .recover = file_sink_recover,
 };
 
 /* ---- builder API --------------------------------------------------------------- */

@@ -10,10 +10,28 @@
  * failed: open cleans up after itself). Per-shard state goes in
  * *sp_sink_impl(k), allocated with sp_shard_alloc(sp_sink_shard(k), ...).
  * Return convention: 0 or a negative error, which fails the job.
+ *
+ * Two-phase commit (Flink's TwoPhaseCommitSinkFunction; all three NULL for
+ * a sink without transactions, which is then at-least-once at best). When
+ * the job takes checkpoints (sp_sink_transactional):
+ *   pre_commit(k, n)  at checkpoint n's cut on this shard: make everything
+ *                     written so far durable but invisible, as the
+ *                     transaction of checkpoint n; later writes go to the
+ *                     next one. After end(), the executor pre-commits
+ *                     SP_CHECKPOINT_ID_FINAL (the job's last output).
+ *   commit(k, n)      checkpoint n completed (its _metadata is durable):
+ *                     make every transaction <= n visible. Idempotent.
+ *   recover(cfg, n)   main thread, before a run that restores checkpoint n
+ *                     (0: none) or after the final one: commit every
+ *                     transaction <= n left behind by earlier runs of any
+ *                     shard, and abort (delete) every other one.
+ * A transaction of an aborted checkpoint is committed with the next
+ * completed one: its records are before that checkpoint's cut too.
  */
 #ifndef SP_OPERATORS_SINK_OP_H
 #define SP_OPERATORS_SINK_OP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,6 +46,9 @@ struct sp_sink_vtable {
     int (*write)(struct sp_sink_shard *k, const void *rec, int64_t ts);
     int (*end)(struct sp_sink_shard *k);
     void (*close)(struct sp_sink_shard *k);
+    int (*pre_commit)(struct sp_sink_shard *k, uint64_t checkpoint_id);
+    int (*commit)(struct sp_sink_shard *k, uint64_t checkpoint_id);
+    int (*recover)(const void *cfg, uint64_t checkpoint_id, struct spate_error *err);
 };
 
 /* Adds a sink node reading `in` (job.c); cfg is copied. 0 or the job's error. */
@@ -39,5 +60,7 @@ uint32_t sp_sink_index(const struct sp_sink_shard *k); /* the shard id */
 const void *sp_sink_config(const struct sp_sink_shard *k);
 const struct spate_schema *sp_sink_schema(const struct sp_sink_shard *k);
 void **sp_sink_impl(struct sp_sink_shard *k);
+/* True when the job takes checkpoints: the sink runs its transactions. */
+bool sp_sink_transactional(const struct sp_sink_shard *k);
 
 #endif

@@ -32,7 +32,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <limits.h>
@@ -1361,22 +1360,6 @@ static int rdb_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_
 
 /* ---- files --------------------------------------------------------------------- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
-{
-    (void)sb, (void)flag, (void)ftw;
-    return remove(path) ? -errno : 0;
-}
-
-/* Removes path and everything under it (symlinks not followed). */
-static int rm_tree(const char *path)
-{
-    struct stat st;
-    if (lstat(path, &st))
-        return errno == ENOENT ? 0 : -errno;
-    int rc = nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    return rc < 0 ? (errno ? -errno : -EIO) : rc;
-}
-
 /* Removes everything inside dir, keeping dir. */
 static int empty_dir(const char *dir)
 {
@@ -1392,7 +1375,7 @@ static int empty_dir(const char *dir)
         if (snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
             rc = -ENAMETOOLONG;
         else
-            rc = rm_tree(path);
+            rc = sp_dir_remove(path, NULL);
     }
     closedir(d);
     return rc;
@@ -1773,7 +1756,7 @@ static int rdb_native_snapshot(struct sp_state_backend *base, const char *dir,
     fsync_dir(dir);
     rc = 0;
 out:
-    rm_tree(cp);
+    sp_dir_remove(cp, NULL);
     for (uint32_t i = 0; i < count; i++)
         free(names[i]);
     free(names);
@@ -2104,7 +2087,7 @@ out:
     if (sopts)
         rocksdb_options_destroy(sopts);
     if (have_tmp)
-        rm_tree(tmp);
+        sp_dir_remove(tmp, NULL);
     free(idmap);
     manifest_fini(&m);
     return rc;
@@ -2130,7 +2113,7 @@ static void rdb_destroy(struct sp_state_backend *base)
     if (b->cache)
         rocksdb_cache_destroy(b->cache);
     if (b->dir)
-        rm_tree(b->dir);
+        sp_dir_remove(b->dir, NULL);
     free(b->dir);
     free(b->db_dir);
     buf_free(&b->key);

@@ -1,0 +1,1111 @@
+/*
+ * operators/checkpoint.c - checkpoints, recovery and the checkpoint
+ * coordinator of a running job (docs/internals/checkpoints.md).
+ *
+ * The protocol is Chandy-Lamport's snapshot over the ring mesh, as Flink's
+ * unaligned checkpoints (FLIP-76) apply it to a dataflow: the coordinator
+ * (a task on shard 0) triggers checkpoint n on every shard; a shard takes
+ * its cut when the trigger arrives or when a barrier n arrives on any of its
+ * input channels, whichever is first. A shard is single-threaded, so its
+ * cut is one instant for all of its operators:
+ *   - source positions are recorded (the next event index of each split);
+ *   - keyed state is snapshotted (memory: asynchronously with copy-on-write,
+ *     state/snapshot.h; RocksDB: its native incremental snapshot) and the
+ *     timers are copied;
+ *   - every exchange sender puts barrier n in front of what it still queues
+ *     for each peer and records those queued records (and the batch it is
+ *     filling) as output channel state: the barrier overtakes them;
+ *   - every receiver records, for each peer whose barrier n has not arrived
+ *     yet, the records it takes from that peer until the barrier comes (and
+ *     what is left of the batch it is in): input channel state;
+ *   - two-phase-commit sinks pre-commit.
+ * When every barrier has arrived and the state is written, the shard writes
+ * shard-<s> (positions, timers, channel state) and acknowledges; when every
+ * shard has, the coordinator writes _metadata (the checkpoint now exists)
+ * and tells the shards to commit their sinks' transactions.
+ *
+ * Why each record counts once after a restore: a record a peer sent before
+ * its barrier is either in the receiver's state (taken before the
+ * receiver's cut) or in its input channel state (taken after); a record
+ * queued behind the barrier in the sender is in the sender's output channel
+ * state; everything after the sender's cut is produced again from the
+ * restored source positions. On restore each receiver replays, per peer,
+ * its own input channel state and then that peer's output channel state
+ * for it, before it reads its rings: the per-channel order is kept, and so
+ * is the per-key order.
+ *
+ * Invariants:
+ *  1. At most one checkpoint is in flight (Flink's default of one
+ *     concurrent checkpoint). A shard that cuts n+1 while n is still open
+ *     abandons n (n can no longer complete: the coordinator timed it out).
+ *  2. A barrier older than the shard's newest cut is stale and ignored.
+ *  3. A peer that has sent end-of-stream sends nothing more: its channel
+ *     needs no barrier.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "core/dir.h"
+#include "core/log.h"
+#include "core/record.h"
+#include "operators/exec_int.h"
+#include "operators/keyed_op.h"
+#include "operators/sink_op.h"
+#include "operators/source_op.h"
+#include "state/checkpoint_store.h"
+
+/* Entries of a shard file's payload (little-endian, no padding). */
+enum {
+    ENTRY_SOURCE = 1,  /* u32 node, u64 next event index */
+    ENTRY_TIMER = 2,   /* u32 node, u8 domain, i64 time, u32 key group,
+                        * u32 key bytes, key, u32 ns bytes, ns */
+    ENTRY_CHANNEL = 3, /* u8 direction, u32 channel, u32 peer, i64 event
+                        * time, u32 bytes, serialized record */
+};
+enum { CHANNEL_INPUT = 0, CHANNEL_OUTPUT = 1 };
+
+/* Bytes of the snapshot a checkpoint task writes per step between tasks. */
+#define SNAPSHOT_STEP_BYTES (256u << 10)
+
+static int64_t wall_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* ---- byte buffers ------------------------------------------------------------- */
+
+static int buf_reserve(struct ckpt_buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    unsigned char *d = realloc(b->data, cap);
+    if (!d)
+        return -ENOMEM;
+    b->data = d;
+    b->cap = cap;
+    return 0;
+}
+
+static void buf_free(struct ckpt_buf *b)
+{
+    free(b->data);
+    *b = (struct ckpt_buf){0};
+}
+
+/* The caller reserved room. */
+static void put_bytes(struct ckpt_buf *b, const void *p, size_t n)
+{
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+}
+
+static void put_u8(struct ckpt_buf *b, uint8_t v)
+{
+    put_bytes(b, &v, 1);
+}
+
+static void put_u32(struct ckpt_buf *b, uint32_t v)
+{
+    unsigned char p[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    put_bytes(b, p, 4);
+}
+
+static void put_u64(struct ckpt_buf *b, uint64_t v)
+{
+    put_u32(b, (uint32_t)v);
+    put_u32(b, (uint32_t)(v >> 32));
+}
+
+/* A bounds-checked reader over a payload. */
+struct reader {
+    const unsigned char *p;
+    size_t len;
+    size_t off;
+    bool bad;
+};
+
+static const unsigned char *get_bytes(struct reader *r, size_t n)
+{
+    if (r->bad || r->len - r->off < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *p = r->p + r->off;
+    r->off += n;
+    return p;
+}
+
+static uint8_t get_u8(struct reader *r)
+{
+    const unsigned char *p = get_bytes(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint32_t get_u32(struct reader *r)
+{
+    const unsigned char *p = get_bytes(r, 4);
+    return p ? (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24
+             : 0;
+}
+
+static uint64_t get_u64(struct reader *r)
+{
+    uint64_t lo = get_u32(r);
+    return lo | (uint64_t)get_u32(r) << 32;
+}
+
+/* ---- recording ---------------------------------------------------------------- */
+
+static int record_channel(struct shard_exec *se, uint8_t direction, uint32_t channel, uint32_t peer,
+                          const struct spate_schema *schema, const void *rec, int64_t ts)
+{
+    struct ckpt_buf *b = &se->ck.payload;
+    uint32_t bytes = spate_schema_record_bytes(schema) + sp_record_var_bytes(schema, rec);
+    if (buf_reserve(b, 1 + 1 + 4 + 4 + 8 + 4 + (size_t)bytes) < 0)
+        return sp_exec_fail(se, -ENOMEM, "checkpoint: channel state");
+    put_u8(b, ENTRY_CHANNEL);
+    put_u8(b, direction);
+    put_u32(b, channel);
+    put_u32(b, peer);
+    put_u64(b, (uint64_t)ts);
+    put_u32(b, bytes);
+    sp_record_serialize(schema, rec, b->data + b->len, bytes);
+    b->len += bytes;
+    se->ck.channel_bytes += bytes;
+    return 0;
+}
+
+/* Records the records [from, count) of an exchange batch. */
+static int record_batch(struct shard_exec *se, const struct op *kb, uint8_t direction,
+                        uint32_t peer, const struct sp_batch *b, uint32_t from)
+{
+    for (uint32_t i = from; i < b->record_count; i++) {
+        const unsigned char *slot = b->data + (size_t)i * kb->stride;
+        int64_t ts;
+        memcpy(&ts, slot, sizeof(ts));
+        int rc = record_channel(se, direction, kb->node->u.key_by.channel, peer, kb->node->schema,
+                                slot + 8, ts);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+struct timer_walk {
+    struct shard_exec *se;
+    uint32_t node;
+    int rc;
+};
+
+static int record_timer(const struct sp_keyed_timer *t, void *arg)
+{
+    struct timer_walk *w = arg;
+    struct ckpt_buf *b = &w->se->ck.payload;
+    if (buf_reserve(b, 1 + 4 + 1 + 8 + 4 + 4 + t->key_bytes + 4 + t->ns_bytes) < 0) {
+        w->rc = -ENOMEM;
+        return 1;
+    }
+    put_u8(b, ENTRY_TIMER);
+    put_u32(b, w->node);
+    put_u8(b, (uint8_t)t->domain);
+    put_u64(b, (uint64_t)t->time_ms);
+    put_u32(b, t->key_group);
+    put_u32(b, t->key_bytes);
+    put_bytes(b, t->key, t->key_bytes);
+    put_u32(b, t->ns_bytes);
+    put_bytes(b, t->ns, t->ns_bytes);
+    return 0;
+}
+
+/* ---- the cut ------------------------------------------------------------------- */
+
+static void wake_checkpoint_task(struct shard_exec *se)
+{
+    if (se->ck.task)
+        sp_task_wake(se->shard, se->ck.task);
+}
+
+/* Drops the local part of a checkpoint that can no longer complete. */
+static void abandon(struct shard_exec *se)
+{
+    struct ckpt_shard *ck = &se->ck;
+    sp_state_snapshot_abort(ck->snap);
+    ck->snap = NULL;
+    for (uint32_t i = 0; i < se->n_tasks; i++)
+        if (se->tasks[i]->ck_logging)
+            memset(se->tasks[i]->ck_logging, 0, se->x->n * sizeof(bool));
+    ck->pending_channels = 0;
+    ck->active = false;
+    ck->payload.len = 0;
+}
+
+/* Puts barrier `id` in front of what sender `kb` still queues for `target`;
+ * what it overtakes is output channel state. */
+static int cut_sender(struct shard_exec *se, struct op *kb, uint32_t target, uint64_t id)
+{
+    struct pendq *q = &kb->snd.q[target];
+    if (kb->ended && q->count == 0)
+        return 0; /* end-of-stream is out: the peer expects nothing more */
+    struct sp_ring_entry kept[PENDQ_SLOTS];
+    uint32_t m = 0;
+    for (uint32_t i = 0; i < q->count; i++) {
+        struct sp_ring_entry e = q->e[(q->head + i) % PENDQ_SLOTS];
+        if (e.kind == SP_ENTRY_BARRIER) { /* an abandoned checkpoint's */
+            kb->snd.pending--;
+            continue;
+        }
+        if (e.kind == SP_ENTRY_BATCH) {
+            int rc = record_batch(se, kb, CHANNEL_OUTPUT, target,
+                                  (const struct sp_batch *)(uintptr_t)e.value, 0);
+            if (rc < 0)
+                return rc;
+        }
+        kept[m++] = e;
+    }
+    q->head = 0;
+    q->e[0] = (struct sp_ring_entry){.kind = SP_ENTRY_BARRIER, .value = id};
+    memcpy(&q->e[1], kept, m * sizeof(kept[0]));
+    q->count = m + 1;
+    kb->snd.pending++;
+    if (kb->snd.cur[target]) { /* pre-cut records, shipped after the barrier */
+        int rc = record_batch(se, kb, CHANNEL_OUTPUT, target, kb->snd.cur[target], 0);
+        if (rc < 0)
+            return rc;
+    }
+    sp_exec_sender_flush(kb, target);
+    return 0;
+}
+
+/* What a receiver holds but has not processed yet is input channel state. */
+static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct task_state *from,
+                        uint32_t from_peer)
+{
+    struct op *kb = ts->head;
+    for (uint32_t p = 0; p < se->x->n; p++) {
+        if ((ts == from && p == from_peer) || kb->peers[p].ended)
+            continue;
+        ts->ck_logging[p] = true;
+        se->ck.pending_channels++;
+    }
+    struct ckpt_replay *r = &ts->replay;
+    for (size_t off = r->off; off < r->buf.len;) {
+        struct reader rd = {r->buf.data, r->buf.len, off, false};
+        uint32_t peer = get_u32(&rd);
+        int64_t ev = (int64_t)get_u64(&rd);
+        uint32_t bytes = get_u32(&rd);
+        const unsigned char *blob = get_bytes(&rd, bytes);
+        if (!blob)
+            return sp_exec_fail(se, -SPATE_EINTERNAL, "checkpoint: replay buffer");
+        sp_record_view(kb->node->schema, blob, r->rec);
+        int rc = record_channel(se, CHANNEL_INPUT, kb->node->u.key_by.channel, peer,
+                                kb->node->schema, r->rec, ev);
+        if (rc < 0)
+            return rc;
+        off = rd.off;
+    }
+    if (ts->cur)
+        return record_batch(se, kb, CHANNEL_INPUT, ts->cur_peer, ts->cur, ts->cur_idx);
+    return 0;
+}
+
+/* Checkpoint `id`'s cut on this shard (see the top of the file). `from`
+ * and `from_peer` name the channel whose barrier caused it (NULL: the
+ * trigger). */
+static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint32_t from_peer)
+{
+    struct exec *x = se->x;
+    struct ckpt_shard *ck = &se->ck;
+    if (ck->active)
+        abandon(se);
+    ck->id = id;
+    ck->active = true;
+    ck->cut_ns = sp_clock_ns();
+    ck->payload.len = 0;
+    ck->channel_bytes = 0;
+    ck->state_bytes = 0;
+    if (sp_checkpoint_dir(x->ck.job_root, id, ck->dir, sizeof(ck->dir)) < 0)
+        return sp_exec_fail(se, -ENAMETOOLONG, "checkpoint directory");
+    struct ckpt_buf *b = &ck->payload;
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_SOURCE || ts->head->node->kind != NODE_SOURCE_GEN)
+            continue;
+        if (buf_reserve(b, 1 + 4 + 8) < 0)
+            return sp_exec_fail(se, -ENOMEM, "checkpoint");
+        put_u8(b, ENTRY_SOURCE);
+        put_u32(b, ts->head->node->id);
+        put_u64(b, ts->next_index);
+    }
+    for (uint32_t k = 0; k < x->job->n_nodes; k++) {
+        struct op *op = &se->ops[k];
+        if (!op->timers)
+            continue;
+        struct timer_walk w = {se, op->node->id, 0};
+        for (uint32_t kg = se->kg_first; kg < se->kg_end && w.rc == 0; kg++)
+            sp_timers_iterate_key_group(op->timers, kg, record_timer, &w);
+        if (w.rc < 0)
+            return sp_exec_fail(se, w.rc, "checkpoint: timers");
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/state-%u", ck->dir, se->id);
+    struct spate_error err = {0};
+    int rc;
+    if (x->state_opts.type == SPATE_STATE_BACKEND_ROCKSDB) {
+        struct sp_state_snapshot_stats st = {0};
+        rc = sp_dir_create(path, &err);
+        if (rc == 0)
+            rc = sp_state_snapshot_native(se->state, path, NULL, &st, &err);
+        ck->state_bytes = st.bytes_new;
+    } else {
+        rc = sp_state_snapshot_begin(se->state, path, &ck->snap, &err);
+    }
+    if (rc < 0)
+        return sp_exec_fail(se, rc, err.message);
+    for (uint32_t k = 0; k < x->job->n_nodes; k++) {
+        struct op *op = &se->ops[k];
+        if (op->node->kind != NODE_KEY_BY)
+            continue;
+        for (uint32_t t = 0; t < x->n; t++)
+            if ((rc = cut_sender(se, op, t, id)) < 0)
+                return rc;
+    }
+    for (uint32_t i = 0; i < se->n_tasks; i++)
+        if (se->tasks[i]->kind == TASK_RECEIVER &&
+            (rc = cut_receiver(se, se->tasks[i], from, from_peer)) < 0)
+            return rc;
+    for (uint32_t k = 0; k < x->job->n_nodes; k++) {
+        struct op *op = &se->ops[k];
+        if (op->node->kind != NODE_SINK_EXT || !op->sink_open || op->ended ||
+            !op->node->sink_vt->pre_commit)
+            continue;
+        rc = op->node->sink_vt->pre_commit(op->sink, id);
+        if (rc < 0)
+            return sp_exec_fail(se, rc, op->node->name);
+    }
+    wake_checkpoint_task(se);
+    return 0;
+}
+
+/* ---- receiver hooks -------------------------------------------------------------- */
+
+static void channel_done(struct task_state *ts, uint32_t peer)
+{
+    struct shard_exec *se = ts->se;
+    ts->ck_logging[peer] = false;
+    if (--se->ck.pending_channels == 0)
+        wake_checkpoint_task(se);
+}
+
+int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id)
+{
+    struct ckpt_shard *ck = &ts->se->ck;
+    if (id > ck->id)
+        return cut(ts->se, id, ts, peer);
+    if (id == ck->id && ck->active && ts->ck_logging[peer])
+        channel_done(ts, peer);
+    return 0;
+}
+
+void sp_ckpt_on_batch(struct task_state *ts, uint32_t peer, const struct sp_batch *b,
+                      uint32_t from_idx)
+{
+    (void)record_batch(ts->se, ts->head, CHANNEL_INPUT, peer, b, from_idx);
+}
+
+void sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer)
+{
+    if (ts->ck_logging[peer])
+        channel_done(ts, peer);
+}
+
+int sp_ckpt_replay(struct task_state *ts)
+{
+    struct ckpt_replay *r = &ts->replay;
+    struct op *kb = ts->head;
+    struct sp_shard *s = ts->se->shard;
+    while (r->off < r->buf.len) {
+        if (sp_task_should_yield(s) || sp_exec_task_blocked(ts) ||
+            sp_batch_pool_free(s) < ts->n_senders + 1)
+            return 0;
+        struct reader rd = {r->buf.data, r->buf.len, r->off, false};
+        (void)get_u32(&rd); /* peer */
+        int64_t ev = (int64_t)get_u64(&rd);
+        uint32_t bytes = get_u32(&rd);
+        const unsigned char *blob = get_bytes(&rd, bytes);
+        if (!blob)
+            return sp_exec_fail(ts->se, -SPATE_EINTERNAL, "checkpoint: replay buffer");
+        sp_record_view(kb->node->schema, blob, r->rec);
+        r->off = rd.off;
+        int rc = sp_exec_emit(kb, r->rec, ev);
+        if (rc < 0)
+            return rc;
+    }
+    buf_free(&r->buf);
+    r->off = 0;
+    return 1;
+}
+
+/* ---- messages ------------------------------------------------------------------ */
+
+static struct shard_exec *target_exec(struct sp_shard *target, const struct ckpt_call *call)
+{
+    return call->x->shards[sp_shard_id(target)];
+}
+
+static int on_trigger(struct sp_shard *target, void *arg)
+{
+    const struct ckpt_call *call = arg;
+    struct shard_exec *se = target_exec(target, call);
+    if (!se || atomic_load_explicit(&se->x->failed, memory_order_relaxed))
+        return 0;
+    if (call->msg.checkpoint_id > se->ck.id)
+        return cut(se, call->msg.checkpoint_id, NULL, 0);
+    return 0;
+}
+
+static int on_commit(struct sp_shard *target, void *arg)
+{
+    const struct ckpt_call *call = arg;
+    struct shard_exec *se = target_exec(target, call);
+    if (!se)
+        return 0;
+    for (uint32_t k = 0; k < se->x->job->n_nodes; k++) {
+        struct op *op = &se->ops[k];
+        if (op->node->kind != NODE_SINK_EXT || !op->sink_open || !op->node->sink_vt->commit)
+            continue;
+        int rc = op->node->sink_vt->commit(op->sink, call->msg.checkpoint_id);
+        if (rc < 0)
+            return sp_exec_fail(se, rc, op->node->name);
+    }
+    return 0;
+}
+
+static void wake_coordinator(struct exec *x)
+{
+    if (x->coord->task && x->shards[0])
+        sp_task_wake(x->shards[0]->shard, x->coord->task);
+}
+
+static int on_ack(struct sp_shard *target, void *arg)
+{
+    (void)target;
+    const struct ckpt_call *call = arg;
+    struct ckpt_coord *c = call->x->coord;
+    if (call->msg.checkpoint_id != c->cur_id)
+        return 0; /* a checkpoint the coordinator gave up on */
+    c->acks++;
+    if (call->msg.status < 0 && c->ack_status == 0)
+        c->ack_status = call->msg.status;
+    c->state_bytes += call->msg.state_bytes;
+    c->channel_bytes += call->msg.channel_state_bytes;
+    wake_coordinator(call->x);
+    return 0;
+}
+
+static void coord_sent(struct sp_shard *caller, void *done_arg, int result)
+{
+    (void)caller;
+    (void)result;
+    *(bool *)done_arg = false;
+}
+
+static void ack_sent(struct sp_shard *caller, void *done_arg, int result)
+{
+    (void)result;
+    struct shard_exec *se = done_arg;
+    se->ck.ack_in_flight = false;
+    (void)caller;
+}
+
+/* Sends call to shard `target` (directly when it is this shard). Returns 1
+ * sent, 0 retry later, <0 error. */
+static int send_call(struct sp_shard *s, uint32_t target, sp_xs_fn fn, struct ckpt_call *call,
+                     sp_xs_done_fn done, void *done_arg)
+{
+    if (target == sp_shard_id(s)) {
+        int rc = fn(s, call);
+        if (done)
+            done(s, done_arg, rc);
+        return rc < 0 ? rc : 1;
+    }
+    int rc = sp_shard_submit_to(s, target, fn, call, done, done_arg);
+    return rc == -SPATE_ELIMIT ? 0 : rc;
+}
+
+/* ---- the shard's checkpoint task ---------------------------------------------------- */
+
+static int finish_local(struct shard_exec *se)
+{
+    struct ckpt_shard *ck = &se->ck;
+    struct spate_error err = {0};
+    int rc = 0;
+    if (ck->snap) {
+        struct sp_state_snapshot_stats st = {0};
+        rc = sp_state_snapshot_finish(ck->snap, &st, &err);
+        ck->snap = NULL;
+        ck->state_bytes = st.bytes_total;
+        if (rc < 0)
+            return sp_exec_fail(se, rc, err.message);
+    }
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/shard-%u", ck->dir, se->id);
+    rc = sp_checkpoint_file_write(path, ck->payload.data, ck->payload.len, &err);
+    if (rc < 0)
+        return sp_exec_fail(se, rc, err.message);
+    ck->active = false;
+    ck->ack = (struct ckpt_call){
+        .x = se->x,
+        .msg = {.type = CKPT_ACK,
+                .shard = se->id,
+                .checkpoint_id = ck->id,
+                .state_bytes = ck->state_bytes,
+                .channel_state_bytes = ck->channel_bytes},
+    };
+    ck->ack_pending = true;
+    return 0;
+}
+
+static int checkpoint_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct shard_exec *se = arg;
+    struct ckpt_shard *ck = &se->ck;
+    if (atomic_load_explicit(&se->x->failed, memory_order_relaxed) || sp_shard_stopping(s))
+        return SP_TASK_DONE;
+    if (ck->active && ck->snap) {
+        struct spate_error err = {0};
+        int rc = sp_state_snapshot_step(ck->snap, SNAPSHOT_STEP_BYTES, &err);
+        if (rc < 0)
+            return sp_exec_fail(se, rc, err.message);
+        if (rc == SP_SNAPSHOT_MORE)
+            return SP_TASK_YIELD;
+    }
+    if (ck->active && ck->pending_channels == 0) {
+        int rc = finish_local(se);
+        if (rc < 0)
+            return rc;
+    }
+    if (ck->ack_pending && !ck->ack_in_flight) {
+        ck->ack_in_flight = true;
+        int rc = send_call(s, 0, on_ack, &ck->ack, ack_sent, se);
+        if (rc <= 0) {
+            ck->ack_in_flight = false;
+            if (rc < 0)
+                return sp_exec_fail(se, rc, "checkpoint: acknowledging");
+            return SP_TASK_YIELD;
+        }
+        ck->ack_pending = false;
+    }
+    sp_task_wait_wake(s, t);
+    return SP_TASK_WAIT;
+}
+
+/* ---- the coordinator ---------------------------------------------------------------- */
+
+static uint64_t job_fingerprint(const struct spate_job *job)
+{
+    XXH3_state_t *h = XXH3_createState();
+    if (!h)
+        return 0;
+    XXH3_64bits_reset(h);
+    for (uint32_t i = 0; i < job->n_nodes; i++) {
+        const struct node *n = job->nodes[i];
+        uint32_t kind = n->kind;
+        XXH3_64bits_update(h, &kind, sizeof(kind));
+        XXH3_64bits_update(h, n->name, strlen(n->name) + 1);
+        for (uint32_t k = 0; k < n->n_states; k++)
+            XXH3_64bits_update(h, n->states[k].name, strlen(n->states[k].name) + 1);
+    }
+    uint64_t v = XXH3_64bits_digest(h);
+    XXH3_freeState(h);
+    return v;
+}
+
+static void fill_meta(const struct exec *x, uint64_t id, struct sp_checkpoint_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->kind = SP_CHECKPOINT;
+    m->id = id;
+    snprintf(m->job_name, sizeof(m->job_name), "%s", x->job->name);
+    m->job_fingerprint = job_fingerprint(x->job);
+    m->shard_count = x->n;
+    m->max_parallelism = x->max_parallelism;
+    bool rocks = x->state_opts.type == SPATE_STATE_BACKEND_ROCKSDB;
+    snprintf(m->state_backend, sizeof(m->state_backend), "%s", rocks ? "rocksdb" : "memory");
+    m->state_canonical = !rocks;
+    m->unaligned = x->ck.unaligned;
+}
+
+static int coord_trigger(struct exec *x, struct ckpt_coord *c)
+{
+    uint64_t id = c->next_id++;
+    char dir[PATH_MAX];
+    struct spate_error err = {0};
+    int rc = sp_checkpoint_create(x->ck.job_root, id, dir, sizeof(dir), &err);
+    if (rc < 0) {
+        SP_LOG_ERROR("job '%s': checkpoint %" PRIu64 ": %s", x->job->name, id, err.message);
+        return rc;
+    }
+    c->cur_id = id;
+    c->trigger_ns = sp_clock_ns();
+    c->trigger_wall_ms = wall_ms();
+    c->acks = 0;
+    c->ack_status = 0;
+    c->state_bytes = 0;
+    c->channel_bytes = 0;
+    memset(c->trigger_sent, 0, sizeof(c->trigger_sent));
+    return 0;
+}
+
+static int coord_complete(struct exec *x, struct ckpt_coord *c)
+{
+    struct sp_checkpoint_meta m;
+    fill_meta(x, c->cur_id, &m);
+    m.trigger_time_ms = c->trigger_wall_ms;
+    m.complete_time_ms = wall_ms();
+    m.state_bytes = c->state_bytes;
+    m.channel_state_bytes = c->channel_bytes;
+    char dir[PATH_MAX];
+    struct spate_error err = {0};
+    int rc = sp_checkpoint_dir(x->ck.job_root, c->cur_id, dir, sizeof(dir));
+    if (rc == 0)
+        rc = sp_checkpoint_meta_write(dir, &m, &err);
+    if (rc < 0)
+        return sp_exec_fail(x->shards[0], rc, err.message);
+    uint64_t took_ns = sp_clock_ns() - c->trigger_ns;
+    struct ckpt_stats *st = &x->ck_stats;
+    atomic_fetch_add(&st->completed, 1);
+    atomic_store(&st->last_duration_ns, took_ns);
+    atomic_fetch_add(&st->total_duration_ns, took_ns);
+    if (took_ns > atomic_load(&st->max_duration_ns))
+        atomic_store(&st->max_duration_ns, took_ns);
+    atomic_store(&st->last_channel_state_bytes, c->channel_bytes);
+    atomic_store(&st->last_state_bytes, c->state_bytes);
+    atomic_store(&st->last_id, c->cur_id);
+    SP_LOG_DEBUG("job '%s': checkpoint %" PRIu64 " complete in %.1f ms (state %" PRIu64
+                 " bytes, channel state %" PRIu64 " bytes)",
+                 x->job->name, c->cur_id, (double)took_ns / 1e6, c->state_bytes, c->channel_bytes);
+    c->commit_id = c->cur_id;
+    memset(c->commit_sent, 0, sizeof(c->commit_sent));
+    c->cur_id = 0;
+    c->last_end_ns = sp_clock_ns();
+    if (sp_checkpoint_retain(x->ck.job_root, x->ck.retained, &err) < 0)
+        SP_LOG_WARN("job '%s': %s", x->job->name, err.message);
+    return 0;
+}
+
+/* Sends message type `type` for `id` to every shard not yet sent to.
+ * Returns true when every shard has it. */
+static int coord_broadcast(struct sp_shard *s, struct exec *x, struct ckpt_coord *c, uint32_t type,
+                           uint64_t id, bool *sent)
+{
+    bool all = true;
+    for (uint32_t t = 0; t < x->n; t++) {
+        if (sent[t])
+            continue;
+        if (c->busy[t]) {
+            all = false;
+            continue;
+        }
+        c->out[t] = (struct ckpt_call){.x = x, .msg = {.type = type, .checkpoint_id = id}};
+        c->busy[t] = true;
+        int rc = send_call(s, t, type == CKPT_TRIGGER ? on_trigger : on_commit, &c->out[t],
+                           coord_sent, &c->busy[t]);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            c->busy[t] = false;
+            all = false;
+            continue;
+        }
+        sent[t] = true;
+    }
+    return all ? 1 : 0;
+}
+
+static int coordinator_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct exec *x = arg;
+    struct ckpt_coord *c = x->coord;
+    if (atomic_load_explicit(&x->failed, memory_order_relaxed) || sp_shard_stopping(s))
+        return SP_TASK_DONE;
+    uint64_t now = sp_clock_ns();
+    bool retry = false;
+    int rc;
+    if (c->commit_id) {
+        rc = coord_broadcast(s, x, c, CKPT_COMMIT, c->commit_id, c->commit_sent);
+        if (rc < 0)
+            return rc;
+        if (rc == 1)
+            c->commit_id = 0;
+        else
+            retry = true;
+    }
+    if (c->cur_id) {
+        rc = coord_broadcast(s, x, c, CKPT_TRIGGER, c->cur_id, c->trigger_sent);
+        if (rc < 0)
+            return rc;
+        retry |= rc == 0;
+        if (c->acks == x->n) {
+            if (c->ack_status < 0)
+                return sp_exec_fail(x->shards[0], c->ack_status, "checkpoint");
+            if ((rc = coord_complete(x, c)) < 0)
+                return rc;
+            retry = true; /* send the commits */
+        } else if (now - c->trigger_ns > (uint64_t)x->ck.timeout_ms * 1000000ull) {
+            SP_LOG_WARN("job '%s': checkpoint %" PRIu64 " expired after %" PRId64
+                        " ms (execution.checkpointing.timeout) with %u of %u shards done",
+                        x->job->name, c->cur_id, x->ck.timeout_ms, c->acks, x->n);
+            atomic_fetch_add(&x->ck_stats.aborted, 1);
+            c->cur_id = 0;
+            c->last_end_ns = now;
+        }
+    }
+    uint64_t interval_ns = (uint64_t)x->ck.interval_ms * 1000000ull;
+    uint64_t due = c->trigger_ns + interval_ns;
+    uint64_t pause_due = c->last_end_ns + (uint64_t)x->ck.min_pause_ms * 1000000ull;
+    if (pause_due > due)
+        due = pause_due;
+    if (!c->cur_id && !c->commit_id && now >= due) {
+        if ((rc = coord_trigger(x, c)) < 0)
+            return sp_exec_fail(x->shards[0], rc, "checkpoint: creating its directory");
+        return SP_TASK_YIELD; /* sends the triggers next slice */
+    }
+    sp_task_wait_wake(s, t);
+    uint64_t deadline = c->cur_id ? c->trigger_ns + (uint64_t)x->ck.timeout_ms * 1000000ull : due;
+    if (retry)
+        deadline = now + 1000000ull;
+    sp_task_wait_deadline(s, t, deadline);
+    return SP_TASK_WAIT;
+}
+
+/* ---- set-up and restore ---------------------------------------------------------------- */
+
+int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, struct ckpt_opts *o,
+                 struct spate_error *err)
+{
+    memset(o, 0, sizeof(*o));
+    o->interval_ms = spate_config_get_duration_ms(cfg, "execution.checkpointing.interval");
+    if (o->interval_ms <= 0)
+        return 0;
+    const char *dir = spate_config_get_string(cfg, "execution.checkpointing.dir");
+    if (!dir || !dir[0])
+        return spate_error_set(err, -SPATE_ECONFIG,
+                               "%s: execution.checkpointing.interval is set but "
+                               "execution.checkpointing.dir is not: checkpoints need a directory",
+                               spate_config_origin(cfg, "execution.checkpointing.interval"));
+    if (snprintf(o->job_root, sizeof(o->job_root), "%s/%s", dir, job->name) >=
+        (int)sizeof(o->job_root) - 32)
+        return spate_error_set(err, -SPATE_ECONFIG,
+                               "%s: execution.checkpointing.dir: path too long",
+                               spate_config_origin(cfg, "execution.checkpointing.dir"));
+    o->timeout_ms = spate_config_get_duration_ms(cfg, "execution.checkpointing.timeout");
+    o->min_pause_ms = spate_config_get_duration_ms(cfg, "execution.checkpointing.min-pause");
+    o->retained = (uint32_t)spate_config_get_int(cfg, "execution.checkpointing.num-retained");
+    o->unaligned = spate_config_get_bool(cfg, "execution.checkpointing.unaligned");
+    for (uint32_t i = 0; i < job->n_nodes; i++) {
+        const struct node *n = job->nodes[i];
+        if (n->kind == NODE_SOURCE_EXT)
+            return spate_error_set(err, -SPATE_ECONFIG,
+                                   "execution.checkpointing.interval: source '%s' (%s) cannot "
+                                   "record its position yet; run this job without checkpoints",
+                                   n->name, n->src_vt->kind_name);
+    }
+    o->enabled = true;
+    return 0;
+}
+
+static int verify_against_job(const struct exec *x, const struct sp_checkpoint_meta *m,
+                              const char *dir, struct spate_error *err)
+{
+    struct sp_checkpoint_meta want;
+    fill_meta(x, m->id, &want);
+    if (strcmp(m->job_name, want.job_name) != 0)
+        return spate_error_set(err, -EINVAL, "%s: taken from job '%s', not '%s'", dir, m->job_name,
+                               want.job_name);
+    if (m->job_fingerprint != want.job_fingerprint)
+        return spate_error_set(err, -EINVAL,
+                               "%s: taken from a different version of job '%s' (its operators "
+                               "or states differ)",
+                               dir, m->job_name);
+    if (m->shard_count != want.shard_count)
+        return spate_error_set(err, -EINVAL,
+                               "%s: taken on %u shards, this run has %u: restore a checkpoint "
+                               "on the same shard count (rescaling goes through a savepoint)",
+                               dir, m->shard_count, want.shard_count);
+    if (m->max_parallelism != want.max_parallelism)
+        return spate_error_set(err, -EINVAL,
+                               "%s: taken with pipeline.max-parallelism %u, this run has %u", dir,
+                               m->max_parallelism, want.max_parallelism);
+    if (strcmp(m->state_backend, want.state_backend) != 0)
+        return spate_error_set(err, -EINVAL,
+                               "%s: taken with state backend %s, this run uses %s (switching "
+                               "backends goes through a savepoint)",
+                               dir, m->state_backend, want.state_backend);
+    return 0;
+}
+
+static int recover_sinks(struct exec *x, uint64_t id, struct spate_error *err)
+{
+    for (uint32_t i = 0; i < x->job->n_nodes; i++) {
+        const struct node *n = x->job->nodes[i];
+        if (n->kind == NODE_SINK_EXT && n->sink_vt->recover) {
+            int rc = n->sink_vt->recover(n->cfg, id, err);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+int sp_ckpt_prepare(struct exec *x, struct spate_error *err)
+{
+    struct sp_checkpoint_meta m;
+    char dir[PATH_MAX];
+    int found = sp_checkpoint_latest(x->ck.job_root, &m, dir, sizeof(dir), err);
+    if (found < 0)
+        return found;
+    uint64_t id = 0;
+    int rc;
+    if (found) {
+        if ((rc = verify_against_job(x, &m, dir, err)) < 0)
+            return rc;
+        id = m.id;
+    }
+    if ((rc = recover_sinks(x, id, err)) < 0)
+        return rc;
+    if (found && m.finished) {
+        SP_LOG_INFO("job '%s': %s says the job finished; nothing to run (use another "
+                    "execution.checkpointing.dir to run it again)",
+                    x->job->name, dir);
+        return 1;
+    }
+    if ((rc = sp_checkpoint_discard_after(x->ck.job_root, id, err)) < 0)
+        return rc;
+    x->coord = calloc(1, sizeof(*x->coord));
+    if (!x->coord)
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    x->coord->next_id = id + 1;
+    x->coord->trigger_ns = sp_clock_ns();
+    x->coord->last_end_ns = x->coord->trigger_ns;
+    if (!found)
+        return 0;
+    struct ckpt_restore *r = calloc(1, sizeof(*r));
+    if (!r)
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    x->restore = r;
+    r->id = id;
+    r->canonical = m.state_canonical;
+    snprintf(r->dir, sizeof(r->dir), "%s", dir);
+    r->shard_payload = calloc(x->n, sizeof(void *));
+    r->shard_bytes = calloc(x->n, sizeof(size_t));
+    if (!r->shard_payload || !r->shard_bytes)
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    for (uint32_t s = 0; s < x->n; s++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/shard-%u", dir, s);
+        if ((rc = sp_checkpoint_file_read(path, &r->shard_payload[s], &r->shard_bytes[s], err)) < 0)
+            return rc;
+    }
+    SP_LOG_INFO("job '%s': restoring checkpoint %" PRIu64 " from %s", x->job->name, id, dir);
+    return 0;
+}
+
+int sp_ckpt_restore_state(struct shard_exec *se)
+{
+    const struct ckpt_restore *r = se->x->restore;
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/state-%u", r->dir, se->id);
+    struct spate_error err = {0};
+    const char *paths[1] = {path};
+    int rc = r->canonical ? sp_state_restore(se->state, paths, 1, &err)
+                          : sp_state_restore_native(se->state, path, NULL, &err);
+    return rc < 0 ? sp_exec_fail(se, rc, err.message) : 0;
+}
+
+static struct task_state *receiver_of_channel(struct shard_exec *se, uint32_t channel)
+{
+    for (uint32_t i = 0; i < se->n_tasks; i++)
+        if (se->tasks[i]->kind == TASK_RECEIVER &&
+            se->tasks[i]->head->node->u.key_by.channel == channel)
+            return se->tasks[i];
+    return NULL;
+}
+
+static struct task_state *source_of_node(struct shard_exec *se, uint32_t node)
+{
+    for (uint32_t i = 0; i < se->n_tasks; i++)
+        if (se->tasks[i]->kind == TASK_SOURCE && se->tasks[i]->head->node->id == node)
+            return se->tasks[i];
+    return NULL;
+}
+
+/* Appends to receivers' replay buffers the channel entries of payload
+ * `from` that match (direction, peer filter): direction INPUT with
+ * peer == `peer` (own file), or OUTPUT with peer == this shard (a peer's
+ * file). Also applies sources and timers when `own`. */
+static int apply_payload(struct shard_exec *se, uint32_t file_shard, uint8_t want_dir,
+                         uint32_t want_peer, bool own)
+{
+    const struct ckpt_restore *r = se->x->restore;
+    struct reader rd = {r->shard_payload[file_shard], r->shard_bytes[file_shard], 0, false};
+    while (rd.off < rd.len && !rd.bad) {
+        uint8_t tag = get_u8(&rd);
+        if (tag == ENTRY_SOURCE) {
+            uint32_t node = get_u32(&rd);
+            uint64_t next = get_u64(&rd);
+            struct task_state *ts = own ? source_of_node(se, node) : NULL;
+            if (ts) {
+                if (next < ts->first_index || next > ts->end_index)
+                    return -SPATE_EPARSE;
+                ts->next_index = next;
+                ts->first_index = next; /* rate pacing restarts here */
+            }
+        } else if (tag == ENTRY_TIMER) {
+            uint32_t node = get_u32(&rd);
+            struct sp_keyed_timer t = {0};
+            t.domain = get_u8(&rd) ? SP_TIME_PROCESSING : SP_TIME_EVENT;
+            t.time_ms = (int64_t)get_u64(&rd);
+            t.key_group = get_u32(&rd);
+            t.key_bytes = get_u32(&rd);
+            t.key = get_bytes(&rd, t.key_bytes);
+            t.ns_bytes = get_u32(&rd);
+            t.ns = get_bytes(&rd, t.ns_bytes);
+            if (rd.bad || !own)
+                continue;
+            if (node >= se->x->job->n_nodes || !se->ops[node].timers)
+                return -SPATE_EPARSE;
+            int rc = sp_timers_register(se->ops[node].timers, &t);
+            if (rc < 0)
+                return rc;
+        } else if (tag == ENTRY_CHANNEL) {
+            uint8_t dir = get_u8(&rd);
+            uint32_t channel = get_u32(&rd);
+            uint32_t peer = get_u32(&rd);
+            uint64_t ev = get_u64(&rd);
+            uint32_t bytes = get_u32(&rd);
+            const unsigned char *blob = get_bytes(&rd, bytes);
+            if (rd.bad || dir != want_dir || peer != want_peer)
+                continue;
+            struct task_state *ts = receiver_of_channel(se, channel);
+            if (!ts)
+                return -SPATE_EPARSE;
+            struct ckpt_buf *b = &ts->replay.buf;
+            if (buf_reserve(b, 4 + 8 + 4 + (size_t)bytes) < 0)
+                return -ENOMEM;
+            put_u32(b, dir == CHANNEL_INPUT ? peer : file_shard);
+            put_u64(b, ev);
+            put_u32(b, bytes);
+            put_bytes(b, blob, bytes);
+        } else {
+            return -SPATE_EPARSE;
+        }
+    }
+    return rd.bad ? -SPATE_EPARSE : 0;
+}
+
+static int restore_shard(struct shard_exec *se)
+{
+    uint32_t n = se->x->n;
+    int rc = 0;
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_RECEIVER)
+            continue;
+        ts->replay.rec =
+            sp_shard_alloc(se->shard, spate_schema_record_bytes(ts->head->node->schema));
+        if (!ts->replay.rec)
+            return -ENOMEM;
+    }
+    /* Sources and timers (own file), then per peer: own input channel
+     * state from that peer, then that peer's output channel state for us. */
+    for (uint32_t p = 0; p < n && rc == 0; p++) {
+        rc = apply_payload(se, se->id, CHANNEL_INPUT, p, p == 0);
+        if (rc == 0)
+            rc = apply_payload(se, p, CHANNEL_OUTPUT, se->id, false);
+    }
+    if (rc < 0) {
+        char what[PATH_MAX + 64];
+        snprintf(what, sizeof(what), "restoring %s", se->x->restore->dir);
+        return sp_exec_fail(se, rc, what);
+    }
+    se->ck.id = se->x->restore->id;
+    return 0;
+}
+
+int sp_ckpt_shard_start(struct shard_exec *se)
+{
+    int rc;
+    if (se->x->restore && (rc = restore_shard(se)) < 0)
+        return rc;
+    rc = sp_task_spawn(se->shard, "checkpoint", checkpoint_task, se, &se->ck.task);
+    if (rc == 0 && se->id == 0)
+        rc = sp_task_spawn(se->shard, "checkpoint-coordinator", coordinator_task, se->x,
+                           &se->x->coord->task);
+    return rc;
+}
+
+void sp_ckpt_shard_stop(struct shard_exec *se)
+{
+    sp_state_snapshot_abort(se->ck.snap);
+    se->ck.snap = NULL;
+    buf_free(&se->ck.payload);
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        buf_free(&se->tasks[i]->replay.buf);
+        sp_shard_free(se->shard, se->tasks[i]->replay.rec);
+        se->tasks[i]->replay.rec = NULL;
+    }
+    se->ck.task = NULL;
+    if (se->id == 0 && se->x->coord)
+        se->x->coord->task = NULL;
+}
+
+int sp_ckpt_finish(struct exec *x, struct spate_error *err)
+{
+    if (atomic_load(&x->interrupted)) {
+        SP_LOG_INFO("job '%s': stopped before the end of its input; a restart resumes from "
+                    "checkpoint %" PRIu64,
+                    x->job->name, atomic_load(&x->ck_stats.last_id));
+        return 0;
+    }
+    struct sp_checkpoint_meta m;
+    fill_meta(x, SP_CHECKPOINT_ID_FINAL, &m);
+    m.finished = true;
+    m.trigger_time_ms = wall_ms();
+    m.complete_time_ms = m.trigger_time_ms;
+    char dir[PATH_MAX];
+    int rc = sp_checkpoint_create(x->ck.job_root, SP_CHECKPOINT_ID_FINAL, dir, sizeof(dir), err);
+    if (rc == 0)
+        rc = sp_checkpoint_meta_write(dir, &m, err);
+    if (rc == 0)
+        rc = recover_sinks(x, SP_CHECKPOINT_ID_FINAL, err);
+    if (rc == 0 && sp_checkpoint_retain(x->ck.job_root, 1, err) < 0)
+        SP_LOG_WARN("job '%s': %s", x->job->name, err->message);
+    return rc;
+}
+
+void sp_ckpt_free(struct exec *x)
+{
+    if (x->restore) {
+        for (uint32_t s = 0; x->restore->shard_payload && s < x->n; s++)
+            free(x->restore->shard_payload[s]);
+        free(x->restore->shard_payload);
+        free(x->restore->shard_bytes);
+        free(x->restore);
+        x->restore = NULL;
+    }
+    free(x->coord);
+    x->coord = NULL;
+}
