@@ -52,6 +52,7 @@
 #include <xxhash.h>
 
 #include "core/dir.h"
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "core/record.h"
 #include "operators/exec_int.h"
@@ -382,6 +383,7 @@ static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint
             if ((rc = cut_sender(se, op, t, id)) < 0)
                 return rc;
     }
+    sp_failpoint("checkpoint.barrier-injected");
     for (uint32_t i = 0; i < se->n_tasks; i++)
         if (se->tasks[i]->kind == TASK_RECEIVER &&
             (rc = cut_receiver(se, se->tasks[i], from, from_peer)) < 0)
@@ -560,11 +562,13 @@ static int finish_local(struct shard_exec *se)
         if (rc < 0)
             return sp_exec_fail(se, rc, err.message);
     }
+    sp_failpoint("checkpoint.state-written");
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/shard-%u", ck->dir, se->id);
     rc = sp_checkpoint_file_write(path, ck->payload.data, ck->payload.len, &err);
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
+    sp_failpoint("checkpoint.channel-state-written");
     ck->active = false;
     ck->ack = (struct ckpt_call){
         .x = se->x,
@@ -685,15 +689,23 @@ static int coord_complete(struct exec *x, struct ckpt_coord *c)
     if (rc < 0)
         return sp_exec_fail(x->shards[0], rc, err.message);
     uint64_t took_ns = sp_clock_ns() - c->trigger_ns;
-    struct ckpt_stats *st = &x->ck_stats;
-    atomic_fetch_add(&st->completed, 1);
-    atomic_store(&st->last_duration_ns, took_ns);
-    atomic_fetch_add(&st->total_duration_ns, took_ns);
-    if (took_ns > atomic_load(&st->max_duration_ns))
-        atomic_store(&st->max_duration_ns, took_ns);
-    atomic_store(&st->last_channel_state_bytes, c->channel_bytes);
-    atomic_store(&st->last_state_bytes, c->state_bytes);
-    atomic_store(&st->last_id, c->cur_id);
+    struct spate_checkpoint_stats *st = &x->job->ck_stats;
+    st->completed++;
+    st->last_id = c->cur_id;
+    if (st->history_count == SPATE_CHECKPOINT_HISTORY) {
+        memmove(st->duration_ns, st->duration_ns + 1,
+                (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
+        memmove(st->state_bytes, st->state_bytes + 1,
+                (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
+        memmove(st->channel_state_bytes, st->channel_state_bytes + 1,
+                (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
+        st->history_count--;
+    }
+    st->duration_ns[st->history_count] = took_ns;
+    st->state_bytes[st->history_count] = c->state_bytes;
+    st->channel_state_bytes[st->history_count] = c->channel_bytes;
+    st->history_count++;
+    c->last_completed_id = c->cur_id;
     SP_LOG_DEBUG("job '%s': checkpoint %" PRIu64 " complete in %.1f ms (state %" PRIu64
                  " bytes, channel state %" PRIu64 " bytes)",
                  x->job->name, c->cur_id, (double)took_ns / 1e6, c->state_bytes, c->channel_bytes);
@@ -768,7 +780,7 @@ static int coordinator_task(struct sp_shard *s, struct sp_task *t, void *arg)
             SP_LOG_WARN("job '%s': checkpoint %" PRIu64 " expired after %" PRId64
                         " ms (execution.checkpointing.timeout) with %u of %u shards done",
                         x->job->name, c->cur_id, x->ck.timeout_ms, c->acks, x->n);
-            atomic_fetch_add(&x->ck_stats.aborted, 1);
+            x->job->ck_stats.aborted++;
             c->cur_id = 0;
             c->last_end_ns = now;
         }
@@ -919,6 +931,7 @@ int sp_ckpt_prepare(struct exec *x, struct spate_error *err)
         if ((rc = sp_checkpoint_file_read(path, &r->shard_payload[s], &r->shard_bytes[s], err)) < 0)
             return rc;
     }
+    x->job->ck_stats.restored_id = id;
     SP_LOG_INFO("job '%s': restoring checkpoint %" PRIu64 " from %s", x->job->name, id, dir);
     return 0;
 }
@@ -932,7 +945,10 @@ int sp_ckpt_restore_state(struct shard_exec *se)
     const char *paths[1] = {path};
     int rc = r->canonical ? sp_state_restore(se->state, paths, 1, &err)
                           : sp_state_restore_native(se->state, path, NULL, &err);
-    return rc < 0 ? sp_exec_fail(se, rc, err.message) : 0;
+    if (rc < 0)
+        return sp_exec_fail(se, rc, err.message);
+    sp_failpoint("checkpoint.restore-mid");
+    return 0;
 }
 
 static struct task_state *receiver_of_channel(struct shard_exec *se, uint32_t channel)
@@ -1077,7 +1093,9 @@ int sp_ckpt_finish(struct exec *x, struct spate_error *err)
     if (atomic_load(&x->interrupted)) {
         SP_LOG_INFO("job '%s': stopped before the end of its input; a restart resumes from "
                     "checkpoint %" PRIu64,
-                    x->job->name, atomic_load(&x->ck_stats.last_id));
+                    x->job->name,
+                    x->coord->last_completed_id ? x->coord->last_completed_id
+                                                : (x->restore ? x->restore->id : 0));
         return 0;
     }
     struct sp_checkpoint_meta m;
@@ -1108,4 +1126,12 @@ void sp_ckpt_free(struct exec *x)
     }
     free(x->coord);
     x->coord = NULL;
+}
+
+int spate_job_checkpoint_stats(const struct spate_job *job, struct spate_checkpoint_stats *out)
+{
+    if (!job || !out || !job->ran)
+        return -EINVAL;
+    *out = job->ck_stats;
+    return 0;
 }

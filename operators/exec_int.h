@@ -258,6 +258,7 @@ struct ckpt_coord {
     bool busy[SPATE_SHARDS_MAX]; /* a message to shard s is in flight */
     struct ckpt_call out[SPATE_SHARDS_MAX];
     bool trigger_sent[SPATE_SHARDS_MAX];
+    uint64_t last_completed_id;
     uint64_t commit_id; /* completed, commit not yet sent to every shard */
     bool commit_sent[SPATE_SHARDS_MAX];
 };
@@ -269,18 +270,6 @@ struct ckpt_restore {
     bool canonical;
     void **shard_payload; /* [n]: shard-<s> files, verified */
     size_t *shard_bytes;
-};
-
-/* Checkpoint statistics, readable after the run (benchmarks, tests). */
-struct ckpt_stats {
-    _Atomic uint64_t completed;
-    _Atomic uint64_t aborted;
-    _Atomic uint64_t last_duration_ns;
-    _Atomic uint64_t max_duration_ns;
-    _Atomic uint64_t total_duration_ns;
-    _Atomic uint64_t last_channel_state_bytes;
-    _Atomic uint64_t last_state_bytes;
-    _Atomic uint64_t last_id;
 };
 
 struct exec {
@@ -298,8 +287,7 @@ struct exec {
     struct ckpt_opts ck;
     struct ckpt_coord *coord;     /* shard 0's, allocated by the main thread */
     struct ckpt_restore *restore; /* NULL: a fresh start */
-    struct ckpt_stats ck_stats;
-    _Atomic bool interrupted; /* a source stopped before its end (a drain) */
+    _Atomic bool interrupted;     /* a source stopped before its end (a drain) */
 };
 
 /* ---- exec.c services used by checkpoint.c ---------------------------------- */

@@ -141,6 +141,7 @@ struct spate_job {
     uint32_t n_collectors;
     struct exec *exec; /* during run */
     enum spate_state_backend_type state_backend;
+    struct spate_checkpoint_stats ck_stats; /* written by the coordinator (shard 0) */
 };
 
 /* Remembers the first builder error; returns NULL for the caller to return. */

@@ -29,6 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/failpoint.h"
 #include "core/log.h"
 #include "io/file_writer.h"
 #include "io/format.h"
@@ -240,6 +241,7 @@ static int file_sink_pre_commit(struct sp_sink_shard *k, uint64_t id)
     if (rc < 0)
         return sink_failed(cfg, rc, &err);
     fs->pending_ids[fs->pending_count++] = id;
+    sp_failpoint("sink.pre-commit");
     return 0;
 }
 
@@ -263,6 +265,7 @@ static int file_sink_commit(struct sp_sink_shard *k, uint64_t id)
         int rc = rename_or_fail(from, to, &err);
         if (rc < 0)
             return sink_failed(cfg, rc, &err);
+        sp_failpoint("sink.commit");
         renamed = true;
     }
     fs->pending_count = kept;

@@ -32,6 +32,8 @@
 #include "core/dir.h"
 #include "state/checkpoint_store.h"
 
+#include "core/failpoint.h"
+
 #define META_NAME       "_metadata"
 #define META_BYTES_MAX  (64u << 10) /* a _metadata is < 1 KiB; more is not one */
 #define META_SUM_PREFIX "xxh3 "
@@ -181,6 +183,10 @@ static int write_durably(const char *path, const struct iovec *iov, int iov_coun
         rc = -errno, what = "fsync";
     if (close(fd) < 0 && !rc)
         rc = -errno, what = "close";
+    size_t path_len = strlen(path), meta_len = strlen("/_metadata");
+    bool meta = path_len >= meta_len && strcmp(path + path_len - meta_len, "/_metadata") == 0;
+    if (!rc && meta)
+        sp_failpoint("checkpoint.metadata-before-rename");
     if (!rc && rename(tmp, path) < 0)
         rc = -errno, what = "rename";
     if (rc) {
@@ -189,6 +195,8 @@ static int write_durably(const char *path, const struct iovec *iov, int iov_coun
     }
     if ((rc = fsync_parent(path)) < 0)
         return spate_error_set(err, rc, "%s: fsync of its directory: %s", path, strerror(-rc));
+    if (meta)
+        sp_failpoint("checkpoint.metadata-after-rename");
     return 0;
 }
 

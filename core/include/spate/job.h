@@ -266,6 +266,27 @@ int64_t spate_collector_timestamp(const struct spate_collector *c, uint64_t i);
  * never interleave). */
 int spate_sink_stdout(struct spate_job *job, const char *name, struct spate_stream *in);
 
+/* ---- checkpoint statistics ------------------------------------------------- */
+
+#define SPATE_CHECKPOINT_HISTORY 256
+
+/* What the run's checkpoints did (execution.checkpointing.*). Arrays hold
+ * the last history_count completed checkpoints, oldest first. */
+struct spate_checkpoint_stats {
+    uint64_t completed;   /* checkpoints completed in the run */
+    uint64_t aborted;     /* given up after execution.checkpointing.timeout */
+    uint64_t restored_id; /* the checkpoint the run started from; 0: none */
+    uint64_t last_id;     /* the newest completed one; 0: none */
+    uint32_t history_count;
+    uint64_t duration_ns[SPATE_CHECKPOINT_HISTORY];         /* trigger to complete */
+    uint64_t state_bytes[SPATE_CHECKPOINT_HISTORY];         /* written for it */
+    uint64_t channel_state_bytes[SPATE_CHECKPOINT_HISTORY]; /* in-flight records stored */
+};
+
+/* After spate_job_run: the run's checkpoint statistics (zero when it took
+ * none). Returns 0, or -EINVAL for a job that has not run. */
+int spate_job_checkpoint_stats(const struct spate_job *job, struct spate_checkpoint_stats *out);
+
 #ifdef __cplusplus
 }
 #endif
