@@ -6,9 +6,9 @@
  * SPATE_FAILPOINT=<name>[@<n>] in the environment makes the process kill
  * itself with SIGKILL the n-th time (default: the first) any thread passes
  * sp_failpoint("<name>"). Unset, a pass costs one predictable branch. The
- * points are listed in docs/internals/checkpoints.md; tests/tools
- * /test_recovery.cc crashes at each of them and checks that recovery is
- * still exact.
+ * points are listed in docs/internals/checkpoints.md;
+ * tests/tools/test_failpoints.cc crashes at each of them and checks that
+ * recovery is still exact.
  */
 #ifndef SP_CORE_FAILPOINT_H
 #define SP_CORE_FAILPOINT_H

@@ -245,9 +245,16 @@ static void abandon(struct shard_exec *se)
     struct ckpt_shard *ck = &se->ck;
     sp_state_snapshot_abort(ck->snap);
     ck->snap = NULL;
-    for (uint32_t i = 0; i < se->n_tasks; i++)
-        if (se->tasks[i]->ck_logging)
-            memset(se->tasks[i]->ck_logging, 0, se->x->n * sizeof(bool));
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (!ts->ck_logging)
+            continue;
+        memset(ts->ck_logging, 0, se->x->n * sizeof(bool));
+        memset(ts->ck_blocked, 0, se->x->n * sizeof(bool));
+        if (ts->ck_aligned && ts->task)
+            sp_task_wake(se->shard, ts->task);
+        ts->ck_aligned = false;
+    }
     ck->pending_channels = 0;
     ck->active = false;
     ck->payload.len = 0;
@@ -258,6 +265,7 @@ static void abandon(struct shard_exec *se)
 static int cut_sender(struct shard_exec *se, struct op *kb, uint32_t target, uint64_t id)
 {
     struct pendq *q = &kb->snd.q[target];
+    kb->snd.announce[target].msg.checkpoint_id = 0;
     if (kb->ended && q->count == 0)
         return 0; /* end-of-stream is out: the peer expects nothing more */
     struct sp_ring_entry kept[PENDQ_SLOTS];
@@ -278,6 +286,9 @@ static int cut_sender(struct shard_exec *se, struct op *kb, uint32_t target, uin
     }
     q->head = 0;
     q->e[0] = (struct sp_ring_entry){.kind = SP_ENTRY_BARRIER, .value = id};
+    /* The barrier is the next entry this channel carries: its index. */
+    kb->snd.announce[target].msg.position = kb->snd.sent[target];
+    kb->snd.announce[target].msg.checkpoint_id = id;
     memcpy(&q->e[1], kept, m * sizeof(kept[0]));
     q->count = m + 1;
     kb->snd.pending++;
@@ -322,12 +333,9 @@ static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct tas
     return 0;
 }
 
-/* Checkpoint `id`'s cut on this shard (see the top of the file). `from`
- * and `from_peer` name the channel whose barrier caused it (NULL: the
- * trigger). */
-static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint32_t from_peer)
+/* Opens checkpoint `id` on this shard (invariant 1). */
+static int start_checkpoint(struct shard_exec *se, uint64_t id)
 {
-    struct exec *x = se->x;
     struct ckpt_shard *ck = &se->ck;
     if (ck->active)
         abandon(se);
@@ -337,9 +345,19 @@ static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint
     ck->payload.len = 0;
     ck->channel_bytes = 0;
     ck->state_bytes = 0;
-    if (sp_checkpoint_dir(x->ck.job_root, id, ck->dir, sizeof(ck->dir)) < 0)
+    ck->channels_done_ns = ck->cut_ns;
+    ck->sources_cut = false;
+    ck->state_cut = false;
+    ck->aligned_receivers = 0;
+    if (sp_checkpoint_dir(se->x->ck.job_root, id, ck->dir, sizeof(ck->dir)) < 0)
         return sp_exec_fail(se, -ENAMETOOLONG, "checkpoint directory");
-    struct ckpt_buf *b = &ck->payload;
+    return 0;
+}
+
+/* Records where every source split of the shard is. */
+static int cut_sources(struct shard_exec *se)
+{
+    struct ckpt_buf *b = &se->ck.payload;
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         struct task_state *ts = se->tasks[i];
         if (ts->kind != TASK_SOURCE || ts->head->node->kind != NODE_SOURCE_GEN)
@@ -350,6 +368,15 @@ static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint
         put_u32(b, ts->head->node->id);
         put_u64(b, ts->next_index);
     }
+    se->ck.sources_cut = true;
+    return 0;
+}
+
+/* Copies the timers and starts the keyed state snapshot. */
+static int cut_state(struct shard_exec *se)
+{
+    struct exec *x = se->x;
+    struct ckpt_shard *ck = &se->ck;
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *op = &se->ops[k];
         if (!op->timers)
@@ -375,6 +402,37 @@ static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint
     }
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
+    ck->state_cut = true;
+    wake_checkpoint_task(se);
+    return 0;
+}
+
+static int pre_commit(struct shard_exec *se, struct op *op, uint64_t id)
+{
+    if (!op->sink_open || op->ended || !op->node->sink_vt->pre_commit)
+        return 0;
+    int rc = op->node->sink_vt->pre_commit(op->sink, id);
+    return rc < 0 ? sp_exec_fail(se, rc, op->node->name) : 0;
+}
+
+static int announce(struct shard_exec *se, struct op *kb, uint32_t target);
+static struct task_state *receiver_of_channel(struct shard_exec *se, uint32_t channel);
+static void channel_done(struct task_state *ts, uint32_t peer);
+
+/* The unaligned cut: one instant for the whole shard (see the top). `from`
+ * and `from_peer` name the channel whose barrier caused it (NULL: the
+ * trigger). */
+static int cut_unaligned(struct shard_exec *se, uint64_t id, struct task_state *from,
+                         uint32_t from_peer)
+{
+    struct exec *x = se->x;
+    int rc = start_checkpoint(se, id);
+    if (rc == 0)
+        rc = cut_sources(se);
+    if (rc == 0)
+        rc = cut_state(se);
+    if (rc < 0)
+        return rc;
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *op = &se->ops[k];
         if (op->node->kind != NODE_KEY_BY)
@@ -388,17 +446,121 @@ static int cut(struct shard_exec *se, uint64_t id, struct task_state *from, uint
         if (se->tasks[i]->kind == TASK_RECEIVER &&
             (rc = cut_receiver(se, se->tasks[i], from, from_peer)) < 0)
             return rc;
+    for (uint32_t k = 0; k < x->job->n_nodes; k++)
+        if (se->ops[k].node->kind == NODE_SINK_EXT && (rc = pre_commit(se, &se->ops[k], id)) < 0)
+            return rc;
+    /* The barriers may sit behind full rings: announce their positions, so
+     * that receivers store the records ahead of them and need not wait. */
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *op = &se->ops[k];
-        if (op->node->kind != NODE_SINK_EXT || !op->sink_open || op->ended ||
-            !op->node->sink_vt->pre_commit)
+        if (op->node->kind != NODE_KEY_BY)
             continue;
-        rc = op->node->sink_vt->pre_commit(op->sink, id);
-        if (rc < 0)
-            return sp_exec_fail(se, rc, op->node->name);
+        for (uint32_t t = 0; t < x->n; t++)
+            if ((rc = announce(se, op, t)) < 0)
+                return rc;
     }
     wake_checkpoint_task(se);
     return 0;
+}
+
+/* ---- aligned checkpoints ------------------------------------------------------ */
+
+/* A task reached barrier `id` at `op` (one of its senders or sinks): the
+ * last of op's upstream tasks to arrive makes op act on it. */
+static int arrive(struct shard_exec *se, struct op *op, uint64_t id)
+{
+    if (op->ck_barrier_id != id) {
+        op->ck_barrier_id = id;
+        op->ck_arrivals = 0;
+    }
+    if (++op->ck_arrivals < op->ck_upstream)
+        return 0;
+    if (op->node->kind == NODE_SINK_EXT)
+        return pre_commit(se, op, id);
+    if (!op->ended) /* after end-of-stream the peers expect nothing */
+        sp_exec_sender_barrier(op, id);
+    return 0;
+}
+
+static int task_arrive(struct shard_exec *se, struct task_state *ts, uint64_t id)
+{
+    int rc = 0;
+    for (uint32_t i = 0; i < ts->n_senders && rc == 0; i++)
+        rc = arrive(se, ts->senders[i], id);
+    for (uint32_t i = 0; i < ts->n_sinks && rc == 0; i++)
+        rc = arrive(se, ts->sinks[i], id);
+    return rc;
+}
+
+/* Every barrier of the shard's receivers is in: snapshot, then let the
+ * held channels go. */
+static int aligned_cut(struct shard_exec *se)
+{
+    int rc = cut_state(se);
+    if (rc < 0)
+        return rc;
+    sp_failpoint("checkpoint.barrier-injected");
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_RECEIVER)
+            continue;
+        memset(ts->ck_blocked, 0, se->x->n * sizeof(bool));
+        ts->ck_aligned = false;
+        if (ts->task)
+            sp_task_wake(se->shard, ts->task);
+    }
+    return 0;
+}
+
+/* Whether receiver ts holds barrier `id` on every live channel; if so it
+ * forwards it and, the last of the shard's receivers, causes the cut. */
+static int check_aligned(struct shard_exec *se, struct task_state *ts, uint64_t id)
+{
+    if (ts->ck_aligned)
+        return 0;
+    for (uint32_t p = 0; p < se->x->n; p++)
+        if (!ts->ck_blocked[p] && !ts->head->peers[p].ended)
+            return 0;
+    ts->ck_aligned = true;
+    int rc = task_arrive(se, ts, id);
+    if (rc < 0)
+        return rc;
+    if (++se->ck.aligned_receivers == se->ck.receivers)
+        return aligned_cut(se);
+    return 0;
+}
+
+/* Aligned: opens checkpoint id when it is new to the shard; receivers
+ * whose inputs have all ended are aligned from the start. */
+static int aligned_open(struct shard_exec *se, uint64_t id)
+{
+    if (id <= se->ck.id)
+        return 0;
+    int rc = start_checkpoint(se, id);
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind == TASK_RECEIVER)
+            rc = check_aligned(se, ts, id);
+    }
+    if (rc == 0 && se->ck.receivers == 0)
+        rc = cut_state(se);
+    return rc;
+}
+
+/* Aligned, on the trigger: sources record positions and send barrier id
+ * behind their records. */
+static int aligned_trigger(struct shard_exec *se, uint64_t id)
+{
+    int rc = aligned_open(se, id);
+    if (rc < 0 || se->ck.id != id || se->ck.sources_cut)
+        return rc;
+    if ((rc = cut_sources(se)) < 0)
+        return rc;
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++)
+        if (se->tasks[i]->kind == TASK_SOURCE)
+            rc = task_arrive(se, se->tasks[i], id);
+    wake_checkpoint_task(se);
+    return rc;
 }
 
 /* ---- receiver hooks -------------------------------------------------------------- */
@@ -407,15 +569,25 @@ static void channel_done(struct task_state *ts, uint32_t peer)
 {
     struct shard_exec *se = ts->se;
     ts->ck_logging[peer] = false;
-    if (--se->ck.pending_channels == 0)
+    if (--se->ck.pending_channels == 0) {
+        se->ck.channels_done_ns = sp_clock_ns();
         wake_checkpoint_task(se);
+    }
 }
 
 int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id)
 {
-    struct ckpt_shard *ck = &ts->se->ck;
+    struct shard_exec *se = ts->se;
+    struct ckpt_shard *ck = &se->ck;
+    if (!se->x->ck.unaligned) {
+        int rc = aligned_open(se, id);
+        if (rc < 0 || id != ck->id || !ck->active)
+            return rc; /* a stale barrier (invariant 2) */
+        ts->ck_blocked[peer] = true;
+        return check_aligned(se, ts, id);
+    }
     if (id > ck->id)
-        return cut(ts->se, id, ts, peer);
+        return cut_unaligned(se, id, ts, peer);
     if (id == ck->id && ck->active && ts->ck_logging[peer])
         channel_done(ts, peer);
     return 0;
@@ -427,10 +599,16 @@ void sp_ckpt_on_batch(struct task_state *ts, uint32_t peer, const struct sp_batc
     (void)record_batch(ts->se, ts->head, CHANNEL_INPUT, peer, b, from_idx);
 }
 
-void sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer)
+int sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer)
 {
     if (ts->ck_logging[peer])
         channel_done(ts, peer);
+    struct shard_exec *se = ts->se;
+    if (se->x->ck.unaligned || !se->ck.active || se->ck.state_cut)
+        return 0;
+    /* Aligned: a peer that ended needs no barrier; the rest may all be in. */
+    ts->head->peers[peer].ended = true;
+    return check_aligned(se, ts, se->ck.id);
 }
 
 int sp_ckpt_replay(struct task_state *ts)
@@ -473,8 +651,10 @@ static int on_trigger(struct sp_shard *target, void *arg)
     struct shard_exec *se = target_exec(target, call);
     if (!se || atomic_load_explicit(&se->x->failed, memory_order_relaxed))
         return 0;
+    if (!se->x->ck.unaligned)
+        return aligned_trigger(se, call->msg.checkpoint_id);
     if (call->msg.checkpoint_id > se->ck.id)
-        return cut(se, call->msg.checkpoint_id, NULL, 0);
+        return cut_unaligned(se, call->msg.checkpoint_id, NULL, 0);
     return 0;
 }
 
@@ -495,6 +675,85 @@ static int on_commit(struct sp_shard *target, void *arg)
     return 0;
 }
 
+/* Peer `from` announced that its barrier `id` on `channel` is entry
+ * number `position` of that channel: the entries this shard has not
+ * received before it are input channel state. Stores them now (they stay
+ * in the ring and are processed as usual) and closes the channel for this
+ * checkpoint. */
+static int apply_announcement(struct shard_exec *se, uint32_t channel, uint32_t from, uint64_t id,
+                              uint64_t position)
+{
+    struct ckpt_shard *ck = &se->ck;
+    if (id > ck->id) {
+        int rc = cut_unaligned(se, id, NULL, 0);
+        if (rc < 0)
+            return rc;
+    }
+    struct task_state *ts = receiver_of_channel(se, channel);
+    if (!ts || id != ck->id || !ck->active || !ts->ck_logging[from])
+        return 0; /* stale, or the barrier itself came first */
+    uint64_t have = ts->recv_count[from];
+    uint64_t ahead = position > have ? position - have : 0;
+    struct sp_ring_entry e[32];
+    for (uint64_t k = 0; k < ahead;) {
+        uint32_t want = ahead - k < 32 ? (uint32_t)(ahead - k) : 32;
+        int got = sp_shard_peek(se->shard, channel, from, (uint32_t)k, e, want);
+        if (got <= 0)
+            return sp_exec_fail(se, -SPATE_EINTERNAL,
+                                "checkpoint: an announced barrier is not in its channel");
+        for (int i = 0; i < got; i++) {
+            if (e[i].kind != SP_ENTRY_BATCH)
+                continue;
+            int rc = record_batch(se, ts->head, CHANNEL_INPUT, from,
+                                  (const struct sp_batch *)(uintptr_t)e[i].value, 0);
+            if (rc < 0)
+                return rc;
+        }
+        k += (uint64_t)got;
+    }
+    channel_done(ts, from);
+    return 0;
+}
+
+static int on_announce(struct sp_shard *target, void *arg)
+{
+    const struct ckpt_call *call = arg;
+    struct shard_exec *se = target_exec(target, call);
+    if (!se || atomic_load_explicit(&se->x->failed, memory_order_relaxed))
+        return 0;
+    return apply_announcement(se, call->msg.channel, call->msg.shard, call->msg.checkpoint_id,
+                              call->msg.position);
+}
+
+static void announce_sent(struct sp_shard *caller, void *done_arg, int result)
+{
+    (void)caller;
+    (void)result;
+    *(bool *)done_arg = false;
+}
+
+static int announce(struct shard_exec *se, struct op *kb, uint32_t target)
+{
+    struct ckpt_call *call = &kb->snd.announce[target];
+    if (!call->msg.checkpoint_id)
+        return 0;
+    if (target == se->id)
+        return apply_announcement(se, kb->node->u.key_by.channel, se->id, call->msg.checkpoint_id,
+                                  call->msg.position);
+    if (kb->snd.announcing[target])
+        return 0; /* the previous one is still on its way: the barrier will do */
+    call->x = se->x;
+    call->msg.type = CKPT_ANNOUNCE;
+    call->msg.shard = se->id;
+    call->msg.channel = kb->node->u.key_by.channel;
+    kb->snd.announcing[target] = true;
+    int rc = sp_shard_submit_to(se->shard, target, on_announce, call, announce_sent,
+                                &kb->snd.announcing[target]);
+    if (rc != 1)
+        kb->snd.announcing[target] = false; /* call ring full: the barrier will do */
+    return rc < 0 && rc != -SPATE_ELIMIT && rc != -SPATE_ESHUTDOWN ? rc : 0;
+}
+
 static void wake_coordinator(struct exec *x)
 {
     if (x->coord->task && x->shards[0])
@@ -513,6 +772,8 @@ static int on_ack(struct sp_shard *target, void *arg)
         c->ack_status = call->msg.status;
     c->state_bytes += call->msg.state_bytes;
     c->channel_bytes += call->msg.channel_state_bytes;
+    if (call->msg.alignment_ns > c->alignment_ns)
+        c->alignment_ns = call->msg.alignment_ns;
     wake_coordinator(call->x);
     return 0;
 }
@@ -562,6 +823,7 @@ static int finish_local(struct shard_exec *se)
         if (rc < 0)
             return sp_exec_fail(se, rc, err.message);
     }
+    uint64_t state_done_ns = sp_clock_ns();
     sp_failpoint("checkpoint.state-written");
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/shard-%u", ck->dir, se->id);
@@ -569,6 +831,10 @@ static int finish_local(struct shard_exec *se)
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
     sp_failpoint("checkpoint.channel-state-written");
+    SP_LOG_DEBUG("shard %u: checkpoint %" PRIu64 ": cut to state written %.1f ms, shard file "
+                 "%.1f ms",
+                 se->id, ck->id, (double)(state_done_ns - ck->cut_ns) / 1e6,
+                 (double)(sp_clock_ns() - state_done_ns) / 1e6);
     ck->active = false;
     ck->ack = (struct ckpt_call){
         .x = se->x,
@@ -576,13 +842,15 @@ static int finish_local(struct shard_exec *se)
                 .shard = se->id,
                 .checkpoint_id = ck->id,
                 .state_bytes = ck->state_bytes,
-                .channel_state_bytes = ck->channel_bytes},
+                .channel_state_bytes = ck->channel_bytes,
+                .alignment_ns =
+                    ck->channels_done_ns > ck->cut_ns ? ck->channels_done_ns - ck->cut_ns : 0},
     };
     ck->ack_pending = true;
     return 0;
 }
 
-static int checkpoint_task(struct sp_shard *s, struct sp_task *t, void *arg)
+static int checkpoint_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct shard_exec *se = arg;
     struct ckpt_shard *ck = &se->ck;
@@ -596,7 +864,7 @@ static int checkpoint_task(struct sp_shard *s, struct sp_task *t, void *arg)
         if (rc == SP_SNAPSHOT_MORE)
             return SP_TASK_YIELD;
     }
-    if (ck->active && ck->pending_channels == 0) {
+    if (ck->active && ck->sources_cut && ck->state_cut && ck->pending_channels == 0) {
         int rc = finish_local(se);
         if (rc < 0)
             return rc;
@@ -669,12 +937,14 @@ static int coord_trigger(struct exec *x, struct ckpt_coord *c)
     c->ack_status = 0;
     c->state_bytes = 0;
     c->channel_bytes = 0;
+    c->alignment_ns = 0;
     memset(c->trigger_sent, 0, sizeof(c->trigger_sent));
     return 0;
 }
 
 static int coord_complete(struct exec *x, struct ckpt_coord *c)
 {
+    uint64_t acked_ns = sp_clock_ns() - c->trigger_ns;
     struct sp_checkpoint_meta m;
     fill_meta(x, c->cur_id, &m);
     m.trigger_time_ms = c->trigger_wall_ms;
@@ -699,16 +969,21 @@ static int coord_complete(struct exec *x, struct ckpt_coord *c)
                 (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
         memmove(st->channel_state_bytes, st->channel_state_bytes + 1,
                 (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
+        memmove(st->alignment_ns, st->alignment_ns + 1,
+                (SPATE_CHECKPOINT_HISTORY - 1) * sizeof(uint64_t));
         st->history_count--;
     }
     st->duration_ns[st->history_count] = took_ns;
     st->state_bytes[st->history_count] = c->state_bytes;
     st->channel_state_bytes[st->history_count] = c->channel_bytes;
+    st->alignment_ns[st->history_count] = c->alignment_ns;
     st->history_count++;
     c->last_completed_id = c->cur_id;
-    SP_LOG_DEBUG("job '%s': checkpoint %" PRIu64 " complete in %.1f ms (state %" PRIu64
-                 " bytes, channel state %" PRIu64 " bytes)",
-                 x->job->name, c->cur_id, (double)took_ns / 1e6, c->state_bytes, c->channel_bytes);
+    SP_LOG_DEBUG("job '%s': checkpoint %" PRIu64 " complete in %.1f ms (every shard done "
+                 "after %.1f ms, alignment %.2f ms; state %" PRIu64 " bytes, channel state %" PRIu64
+                 " bytes)",
+                 x->job->name, c->cur_id, (double)took_ns / 1e6, (double)acked_ns / 1e6,
+                 (double)c->alignment_ns / 1e6, c->state_bytes, c->channel_bytes);
     c->commit_id = c->cur_id;
     memset(c->commit_sent, 0, sizeof(c->commit_sent));
     c->cur_id = 0;
@@ -747,7 +1022,7 @@ static int coord_broadcast(struct sp_shard *s, struct exec *x, struct ckpt_coord
     return all ? 1 : 0;
 }
 
-static int coordinator_task(struct sp_shard *s, struct sp_task *t, void *arg)
+static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct exec *x = arg;
     struct ckpt_coord *c = x->coord;
@@ -801,6 +1076,26 @@ static int coordinator_task(struct sp_shard *s, struct sp_task *t, void *arg)
         deadline = now + 1000000ull;
     sp_task_wait_deadline(s, t, deadline);
     return SP_TASK_WAIT;
+}
+
+/* The reactor frees a task after DONE or an error: the handles that wake
+ * these two are forgotten then. */
+static int checkpoint_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct shard_exec *se = arg;
+    int rc = checkpoint_task_slice(s, t, arg);
+    if (rc != SP_TASK_YIELD && rc != SP_TASK_WAIT)
+        se->ck.task = NULL;
+    return rc;
+}
+
+static int coordinator_task(struct sp_shard *s, struct sp_task *t, void *arg)
+{
+    struct exec *x = arg;
+    int rc = coordinator_task_slice(s, t, arg);
+    if (rc != SP_TASK_YIELD && rc != SP_TASK_WAIT)
+        x->coord->task = NULL;
+    return rc;
 }
 
 /* ---- set-up and restore ---------------------------------------------------------------- */
@@ -1064,6 +1359,14 @@ static int restore_shard(struct shard_exec *se)
 int sp_ckpt_shard_start(struct shard_exec *se)
 {
     int rc;
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        se->ck.receivers += ts->kind == TASK_RECEIVER;
+        for (uint32_t k = 0; k < ts->n_senders; k++)
+            ts->senders[k]->ck_upstream++;
+        for (uint32_t k = 0; k < ts->n_sinks; k++)
+            ts->sinks[k]->ck_upstream++;
+    }
     if (se->x->restore && (rc = restore_shard(se)) < 0)
         return rc;
     rc = sp_task_spawn(se->shard, "checkpoint", checkpoint_task, se, &se->ck.task);

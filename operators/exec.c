@@ -143,6 +143,7 @@ static void sender_flush_target(struct op *op, uint32_t t)
         q->head = (q->head + 1) % PENDQ_SLOTS;
         q->count--;
         op->snd.pending--;
+        op->snd.sent[t]++;
     }
 }
 
@@ -375,6 +376,29 @@ int sp_exec_fail(struct shard_exec *se, int code, const char *what)
 void sp_exec_sender_flush(struct op *op, uint32_t target)
 {
     sender_flush_target(op, target);
+}
+void sp_exec_sender_barrier(struct op *op, uint64_t id)
+{
+    /* Beyond PENDQ_MAX on purpose: a cut may come while the queue is full
+     * (PENDQ_SLOTS has room for these two). */
+    for (uint32_t t = 0; t < op->se->x->n; t++) {
+        struct pendq *q = &op->snd.q[t];
+        struct sp_batch *b = op->snd.cur[t];
+        op->snd.cur[t] = NULL;
+        if (b && b->record_count == 0) {
+            sp_batch_release(op->se->shard, b);
+            b = NULL;
+        }
+        if (b) {
+            q->e[(q->head + q->count++) % PENDQ_SLOTS] =
+                (struct sp_ring_entry){.kind = SP_ENTRY_BATCH, .value = (uint64_t)(uintptr_t)b};
+            op->snd.pending++;
+        }
+        q->e[(q->head + q->count++) % PENDQ_SLOTS] =
+            (struct sp_ring_entry){.kind = SP_ENTRY_BARRIER, .value = id};
+        op->snd.pending++;
+        sender_flush_target(op, t);
+    }
 }
 int sp_exec_emit(struct op *op, const void *rec, int64_t ts)
 {
@@ -933,7 +957,9 @@ static int task_prologue(struct sp_shard *s, struct sp_task *t, struct task_stat
         sp_task_wait_batch(s, t);
         return SP_TASK_WAIT;
     }
-    int rc = fire_processing_timers(ts);
+    /* A task holding an aligned checkpoint's barriers does nothing that
+     * would belong after them until its shard's cut. */
+    int rc = ts->ck_aligned ? 0 : fire_processing_timers(ts);
     if (rc < 0)
         return rc;
     if (rc == 1)
@@ -1366,8 +1392,11 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         for (uint32_t k = 0; k < n && !ts->cur; k++) {
             uint32_t p = (ts->rr_peer + k) % n;
             struct sp_ring_entry e;
+            if (ts->ck_blocked && ts->ck_blocked[p])
+                continue; /* aligning: p's barrier came, hold what follows it */
             if (sp_shard_recv(s, channel, p, &e, 1) != 1)
                 continue;
+            ts->recv_count[p]++;
             got_any = true;
             ts->rr_peer = (p + 1) % n;
             if (e.kind == SP_ENTRY_BATCH) {
@@ -1381,9 +1410,9 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
                 if (rc < 0)
                     return rc;
             } else {
-                if (e.kind == SP_ENTRY_END_OF_STREAM && ts->ck_logging)
-                    sp_ckpt_on_end_of_stream(ts, p);
                 rc = receiver_control(ts, p, &e);
+                if (rc == 0 && e.kind == SP_ENTRY_END_OF_STREAM && ts->ck_logging)
+                    rc = sp_ckpt_on_end_of_stream(ts, p);
                 if (rc < 0)
                     return rc;
                 if (ts->wm_pending)
@@ -1402,14 +1431,18 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
     return SP_TASK_YIELD;
 }
 
-/* Every task slice ends by shipping partly filled batches (flush_partial). */
+/* Every task slice ends by shipping partly filled batches (flush_partial).
+ * The reactor frees a task after DONE or an error: forget its handle, so
+ * that nothing (a checkpoint's wake-up) touches it afterwards. */
 static int finish_slice(struct task_state *ts, int status)
 {
     if (status == SP_TASK_YIELD || status == SP_TASK_WAIT) {
         int rc = flush_partial(ts);
         if (rc < 0)
-            return rc;
+            status = rc;
     }
+    if (status != SP_TASK_YIELD && status != SP_TASK_WAIT)
+        ts->task = NULL;
     return status;
 }
 
@@ -1452,6 +1485,8 @@ static void reach(struct task_state *ts, struct node *n, bool *seen)
         }
         if (c->kind == NODE_PROCESS || c->kind == NODE_KEYED)
             ts->keyed[ts->n_keyed++] = o;
+        if (c->kind == NODE_SINK_EXT)
+            ts->sinks[ts->n_sinks++] = o;
         reach(ts, c, seen);
     }
 }
@@ -1475,10 +1510,17 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
         op->snd.cur = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.cur));
         op->snd.q = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.q));
         op->peers = sp_shard_alloc(se->shard, nshards * sizeof(*op->peers));
-        if (!op->snd.cur || !op->snd.q || !op->peers)
+        op->snd.sent = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.sent));
+        op->snd.announce = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.announce));
+        op->snd.announcing = sp_shard_alloc(se->shard, nshards * sizeof(*op->snd.announcing));
+        if (!op->snd.cur || !op->snd.q || !op->peers || !op->snd.sent || !op->snd.announce ||
+            !op->snd.announcing)
             return -ENOMEM;
         memset(op->snd.cur, 0, nshards * sizeof(*op->snd.cur));
         memset(op->snd.q, 0, nshards * sizeof(*op->snd.q));
+        memset(op->snd.sent, 0, nshards * sizeof(*op->snd.sent));
+        memset(op->snd.announce, 0, nshards * sizeof(*op->snd.announce));
+        memset(op->snd.announcing, 0, nshards * sizeof(*op->snd.announcing));
         for (uint32_t p = 0; p < nshards; p++)
             op->peers[p] = (struct peer_in){.wm = SPATE_WATERMARK_MIN};
         op->stride = 8 + round8(rb);
@@ -1634,11 +1676,17 @@ static int shard_start(struct sp_shard *s, void *arg)
             ts = new_task(se, TASK_RECEIVER, &se->ops[i]);
             if (!ts)
                 return -ENOMEM;
+            ts->recv_count = sp_shard_alloc(s, x->n * sizeof(uint64_t));
+            if (!ts->recv_count)
+                return -ENOMEM;
+            memset(ts->recv_count, 0, x->n * sizeof(uint64_t));
             if (x->ck.enabled) {
                 ts->ck_logging = sp_shard_alloc(s, x->n * sizeof(bool));
-                if (!ts->ck_logging)
+                ts->ck_blocked = sp_shard_alloc(s, x->n * sizeof(bool));
+                if (!ts->ck_logging || !ts->ck_blocked)
                     return -ENOMEM;
                 memset(ts->ck_logging, 0, x->n * sizeof(bool));
+                memset(ts->ck_blocked, 0, x->n * sizeof(bool));
             }
             rc = sp_task_spawn(s, n->name, receiver_task, ts, &ts->task);
         }
@@ -1735,6 +1783,9 @@ static void shard_stop(struct sp_shard *s, void *arg)
         sp_shard_free(s, o->state_buf);
         sp_shard_free(s, o->snd.cur);
         sp_shard_free(s, o->snd.q);
+        sp_shard_free(s, o->snd.sent);
+        sp_shard_free(s, o->snd.announce);
+        sp_shard_free(s, o->snd.announcing);
         sp_shard_free(s, o->peers);
         sp_shard_free(s, o->out_buf);
     }
@@ -1749,6 +1800,8 @@ static void shard_stop(struct sp_shard *s, void *arg)
         }
         sp_shard_free(s, se->tasks[i]->rec);
         sp_shard_free(s, se->tasks[i]->ck_logging);
+        sp_shard_free(s, se->tasks[i]->ck_blocked);
+        sp_shard_free(s, se->tasks[i]->recv_count);
         sp_shard_free(s, se->tasks[i]);
     }
     if (se->state)

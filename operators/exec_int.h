@@ -18,7 +18,7 @@
 #include "state/snapshot.h"
 
 #define PENDQ_MAX        64
-#define PENDQ_SLOTS      (PENDQ_MAX + 1)
+#define PENDQ_SLOTS      (PENDQ_MAX + 2)
 #define RECV_BURST       8
 #define WM_EVERY_RECORDS 256
 #define STDOUT_BUF_BYTES (64u << 10)
@@ -28,19 +28,84 @@ struct exec;
 struct shard_exec;
 struct task_state;
 
+/* ---- checkpoints (checkpoint.c) ------------------------------------------- */
+
+/* A growing byte buffer (malloc'ed). */
+struct ckpt_buf {
+    unsigned char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Restored channel state of one receiver, replayed before its rings: a
+ * sequence of (u32 peer, i64 event time, u32 bytes, serialized record). */
+struct ckpt_replay {
+    struct ckpt_buf buf;
+    size_t off;
+    unsigned char *rec; /* a view of the record being replayed */
+};
+
+/* The messages between the coordinator and the shards: plain data (no
+ * pointers), so that they can cross hosts later. */
+enum ckpt_msg_type { CKPT_TRIGGER = 1, CKPT_ACK, CKPT_COMMIT, CKPT_ANNOUNCE };
+struct ckpt_msg {
+    uint32_t type;
+    uint32_t shard; /* ACK: the acknowledging shard; ANNOUNCE: the sender */
+    uint64_t checkpoint_id;
+    int32_t status;       /* ACK: 0 or the shard's error */
+    uint32_t channel;     /* ANNOUNCE: the exchange */
+    uint64_t state_bytes; /* ACK */
+    uint64_t channel_state_bytes;
+    uint64_t position;     /* ANNOUNCE: the barrier's index in the channel */
+    uint64_t alignment_ns; /* ACK: from the shard's cut to its last channel's barrier */
+};
+
+/* A message on its way through sp_shard_submit_to: the plain message and
+ * the run it belongs to (the local transport's envelope). */
+struct ckpt_call {
+    struct exec *x;
+    struct ckpt_msg msg;
+};
+
+/* One shard's side of checkpoints. */
+struct ckpt_shard {
+    uint64_t id;                    /* the newest checkpoint this shard cut; 0 none */
+    bool active;                    /* cut taken, not yet acknowledged */
+    uint32_t pending_channels;      /* (receiver, peer) pairs still recording */
+    struct sp_state_snapshot *snap; /* memory backend: asynchronous canonical snapshot */
+    struct ckpt_buf payload;        /* the shard file being built */
+    uint64_t channel_bytes;
+    uint64_t state_bytes;
+    uint64_t cut_ns;
+    uint64_t channels_done_ns;  /* when the last channel's barrier came */
+    bool sources_cut;           /* positions recorded, barriers sent from the sources */
+    bool state_cut;             /* state and timers snapshotted */
+    uint32_t receivers;         /* receiver tasks of the shard */
+    uint32_t aligned_receivers; /* aligned mode: receivers holding every barrier */
+    char dir[PATH_MAX];         /* chk-<id> */
+    struct sp_task *task;       /* steps the snapshot, writes, acknowledges */
+    struct ckpt_call ack;
+    bool ack_pending; /* ack built, not yet submitted */
+    bool ack_in_flight;
+};
+
 /* Entries a sender could not put in the ring yet, FIFO per target. */
 struct pendq {
-    /* PENDQ_MAX data and watermark entries, plus room for the checkpoint
-     * barrier a cut puts in front (checkpoint.c). */
+    /* PENDQ_MAX data and watermark entries, plus room for a checkpoint
+     * barrier and the partly filled batch it may have to close first
+     * (checkpoint.c), which a cut adds whatever the queue holds. */
     struct sp_ring_entry e[PENDQ_SLOTS];
     uint32_t head;
     uint32_t count;
 };
 
 struct sender {
-    struct sp_batch **cur; /* [n]: batch being filled per target */
-    struct pendq *q;       /* [n] */
-    uint32_t pending;      /* total entries queued over all targets */
+    struct sp_batch **cur;      /* [n]: batch being filled per target */
+    struct pendq *q;            /* [n] */
+    uint32_t pending;           /* total entries queued over all targets */
+    uint64_t *sent;             /* [n]: entries put in the ring per target, ever */
+    struct ckpt_call *announce; /* [n]: checkpoint barrier announcements */
+    bool *announcing;           /* [n]: an announcement is in flight */
 };
 
 struct peer_in {
@@ -90,6 +155,11 @@ struct op {
     uint32_t records_cap;  /* bytes of a batch used for record slots */
     /* NODE_KEYED: the operator's own per-shard memory. */
     void *impl;
+    /* Aligned checkpoints: a sender or sink acts on barrier ck_barrier_id
+     * once every task that reaches it (ck_upstream) has arrived at it. */
+    uint32_t ck_upstream;
+    uint32_t ck_arrivals;
+    uint64_t ck_barrier_id;
     /* NODE_SINK_EXT: handle given to the sink (points back to this op). */
     struct sp_sink_shard *sink;
     bool sink_open;
@@ -126,60 +196,6 @@ struct sp_source_split {
     uint32_t calls; /* for sp_source_should_yield's clock sampling */
 };
 
-/* ---- checkpoints (checkpoint.c) ------------------------------------------- */
-
-/* A growing byte buffer (malloc'ed). */
-struct ckpt_buf {
-    unsigned char *data;
-    size_t len;
-    size_t cap;
-};
-
-/* Restored channel state of one receiver, replayed before its rings: a
- * sequence of (u32 peer, i64 event time, u32 bytes, serialized record). */
-struct ckpt_replay {
-    struct ckpt_buf buf;
-    size_t off;
-    unsigned char *rec; /* a view of the record being replayed */
-};
-
-/* The messages between the coordinator and the shards: plain data (no
- * pointers), so that they can cross hosts later. */
-enum ckpt_msg_type { CKPT_TRIGGER = 1, CKPT_ACK, CKPT_COMMIT };
-struct ckpt_msg {
-    uint32_t type;
-    uint32_t shard; /* ACK: the acknowledging shard */
-    uint64_t checkpoint_id;
-    int32_t status; /* ACK: 0 or the shard's error */
-    uint32_t reserved;
-    uint64_t state_bytes; /* ACK */
-    uint64_t channel_state_bytes;
-};
-
-/* A message on its way through sp_shard_submit_to: the plain message and
- * the run it belongs to (the local transport's envelope). */
-struct ckpt_call {
-    struct exec *x;
-    struct ckpt_msg msg;
-};
-
-/* One shard's side of checkpoints. */
-struct ckpt_shard {
-    uint64_t id;                    /* the newest checkpoint this shard cut; 0 none */
-    bool active;                    /* cut taken, not yet acknowledged */
-    uint32_t pending_channels;      /* (receiver, peer) pairs still recording */
-    struct sp_state_snapshot *snap; /* memory backend: asynchronous canonical snapshot */
-    struct ckpt_buf payload;        /* the shard file being built */
-    uint64_t channel_bytes;
-    uint64_t state_bytes;
-    uint64_t cut_ns;
-    char dir[PATH_MAX];   /* chk-<id> */
-    struct sp_task *task; /* steps the snapshot, writes, acknowledges */
-    struct ckpt_call ack;
-    bool ack_pending; /* ack built, not yet submitted */
-    bool ack_in_flight;
-};
-
 struct task_state {
     enum task_kind kind;
     struct shard_exec *se;
@@ -188,6 +204,8 @@ struct task_state {
     uint32_t n_senders;
     struct op *keyed[JOB_NODES_MAX]; /* reachable keyed ops (processing-time timers) */
     uint32_t n_keyed;
+    struct op *sinks[JOB_NODES_MAX]; /* reachable external sinks (checkpoints) */
+    uint32_t n_sinks;
     /* Watermark work in progress (invariant 4). */
     bool wm_pending;
     int64_t wm_target;
@@ -214,9 +232,12 @@ struct task_state {
     uint32_t rr_peer;
     int64_t in_wm;
     bool in_idle;
+    uint64_t *recv_count; /* [n]: entries received per peer, ever */
     /* Checkpoints (checkpoint.c). */
     struct sp_task *task;
     bool *ck_logging;          /* [n] receiver: recording peer p's channel state */
+    bool *ck_blocked;          /* [n] receiver, aligned: p's barrier came, p is held */
+    bool ck_aligned;           /* aligned: every barrier came; frozen until the cut */
     struct ckpt_replay replay; /* receiver: restored channel state, replayed first */
 };
 
@@ -255,6 +276,7 @@ struct ckpt_coord {
     int32_t ack_status;
     uint64_t state_bytes;
     uint64_t channel_bytes;
+    uint64_t alignment_ns;       /* the slowest shard's */
     bool busy[SPATE_SHARDS_MAX]; /* a message to shard s is in flight */
     struct ckpt_call out[SPATE_SHARDS_MAX];
     bool trigger_sent[SPATE_SHARDS_MAX];
@@ -294,6 +316,9 @@ struct exec {
 
 int sp_exec_fail(struct shard_exec *se, int code, const char *what);
 void sp_exec_sender_flush(struct op *op, uint32_t target);
+/* Aligned barrier: ships the partly filled batches, then barrier `id`
+ * behind everything queued, to every peer. */
+void sp_exec_sender_barrier(struct op *op, uint64_t id);
 int sp_exec_emit(struct op *op, const void *rec, int64_t ts);
 bool sp_exec_task_blocked(struct task_state *ts);
 
@@ -323,7 +348,7 @@ void sp_ckpt_free(struct exec *x);
 int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id);
 void sp_ckpt_on_batch(struct task_state *ts, uint32_t peer, const struct sp_batch *b,
                       uint32_t from_idx);
-void sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer);
+int sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer);
 /* Replays restored channel state: 1 done, 0 blocked or out of quota, <0. */
 int sp_ckpt_replay(struct task_state *ts);
 

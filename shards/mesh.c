@@ -185,6 +185,12 @@ int sp_shard_send(struct sp_shard *s, uint32_t channel, uint32_t peer,
     return sent;
 }
 
+int sp_shard_peek(struct sp_shard *s, uint32_t channel, uint32_t peer, uint32_t skip,
+                  struct sp_ring_entry *out, uint32_t max)
+{
+    return sp_ring_sc_peek(sp_data_ring(s->rt, channel, peer, s->id), skip, out, max);
+}
+
 int sp_shard_recv(struct sp_shard *s, uint32_t channel, uint32_t peer, struct sp_ring_entry *out,
                   uint32_t max)
 {
@@ -358,16 +364,16 @@ int sp_mesh_drain_inbound(struct sp_shard *s)
     int n = 0;
     struct sp_ring_entry e[RECV_BURST];
     for (uint32_t c = 0; c < s->rt->channels; c++)
-    for (uint32_t p = 0; p < s->count; p++) {
-        int got;
-        while ((got = sp_shard_recv(s, c, p, e, RECV_BURST)) > 0) {
-            for (int i = 0; i < got; i++)
-                if (e[i].kind == SP_ENTRY_BATCH)
-                    sp_batch_release(s, (struct sp_batch *)(uintptr_t)e[i].value);
-            SP_METRIC_ADD(s->metrics->shutdown_dropped_entries, got);
-            n += got;
+        for (uint32_t p = 0; p < s->count; p++) {
+            int got;
+            while ((got = sp_shard_recv(s, c, p, e, RECV_BURST)) > 0) {
+                for (int i = 0; i < got; i++)
+                    if (e[i].kind == SP_ENTRY_BATCH)
+                        sp_batch_release(s, (struct sp_batch *)(uintptr_t)e[i].value);
+                SP_METRIC_ADD(s->metrics->shutdown_dropped_entries, got);
+                n += got;
+            }
         }
-    }
     return n;
 }
 

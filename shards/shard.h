@@ -118,6 +118,14 @@ int sp_shard_send(struct sp_shard *shard, uint32_t channel, uint32_t peer,
 int sp_shard_recv(struct sp_shard *shard, uint32_t channel, uint32_t peer,
                   struct sp_ring_entry *out, uint32_t max);
 
+/* Copies up to max entries that `peer` sent on `channel` and this shard has
+ * not received yet, after the first `skip` of them, without receiving them
+ * (sp_ring_sc_peek). Returns how many. Batches seen this way stay the
+ * peer's to lend: read them, never release them. Unaligned checkpoints use
+ * it to store a channel's in-flight records up to a barrier. */
+int sp_shard_peek(struct sp_shard *shard, uint32_t channel, uint32_t peer, uint32_t skip,
+                  struct sp_ring_entry *out, uint32_t max);
+
 /* True if any peer's ring into this shard, on any channel, holds data. */
 bool sp_shard_inbound_pending(struct sp_shard *shard);
 

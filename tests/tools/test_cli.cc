@@ -12,7 +12,8 @@
 #include <thread>
 #include <unistd.h>
 
-namespace {
+namespace
+{
 
 const std::string kRing = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-ring";
 const std::string kLatency = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-latency";
@@ -63,7 +64,7 @@ void expect_refused(const std::string &args, std::initializer_list<const char *>
     EXPECT_EQ(1, lines(r.output)) << args << "\n" << r.output;
     for (const char *f : fragments)
         EXPECT_NE(std::string::npos, r.output.find(f)) << args << ": missing '" << f << "' in\n"
-                                                        << r.output;
+                                                       << r.output;
 }
 
 int allowed_cpus()
@@ -73,7 +74,10 @@ int allowed_cpus()
     return CPU_COUNT(&set);
 }
 
-TEST(CliBadInput, ShardCountZero) { expect_refused("-D shards.count=0", {"shards.count", "-D"}); }
+TEST(CliBadInput, ShardCountZero)
+{
+    expect_refused("-D shards.count=0", {"shards.count", "-D"});
+}
 
 TEST(CliBadInput, ShardCountAboveCpus)
 {
@@ -91,7 +95,10 @@ TEST(CliBadInput, CpuListNamingMissingCpu)
     expect_refused("-D shards.cpus=0,3999", {"shards.cpus", "3999"});
 }
 
-TEST(CliBadInput, MalformedCpuList) { expect_refused("-D shards.cpus=3-1", {"shards.cpus"}); }
+TEST(CliBadInput, MalformedCpuList)
+{
+    expect_refused("-D shards.cpus=3-1", {"shards.cpus"});
+}
 
 TEST(CliBadInput, UnreadableConfig)
 {
@@ -116,9 +123,15 @@ TEST(CliBadInput, BadValueInFileNamesLine)
     expect_refused("--config " + f, {"shards.task-quota-ms", ":2"});
 }
 
-TEST(CliBadInput, UnknownOption) { expect_refused("--bogus", {"--bogus"}); }
+TEST(CliBadInput, UnknownOption)
+{
+    expect_refused("--bogus", {"--bogus"});
+}
 
-TEST(CliBadInput, BadSeconds) { expect_refused("--seconds -3", {"--seconds"}); }
+TEST(CliBadInput, BadSeconds)
+{
+    expect_refused("--seconds -3", {"--seconds"});
+}
 
 TEST(Cli, HelpExitsZero)
 {

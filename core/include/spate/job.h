@@ -281,6 +281,9 @@ struct spate_checkpoint_stats {
     uint64_t duration_ns[SPATE_CHECKPOINT_HISTORY];         /* trigger to complete */
     uint64_t state_bytes[SPATE_CHECKPOINT_HISTORY];         /* written for it */
     uint64_t channel_state_bytes[SPATE_CHECKPOINT_HISTORY]; /* in-flight records stored */
+    /* Flink's alignment duration: from a shard's cut until the barriers of
+     * all its input channels arrived (or were announced), slowest shard. */
+    uint64_t alignment_ns[SPATE_CHECKPOINT_HISTORY];
 };
 
 /* After spate_job_run: the run's checkpoint statistics (zero when it took
