@@ -253,6 +253,21 @@ static const struct sp_config_key registry[] = {
                        "records, which are stored as channel state, so checkpoints complete "
                        "under backpressure. false: aligned checkpoints (no channel state).",
     },
+    {
+        .name = "execution.savepoint.path",
+        .type = SPATE_CONFIG_STRING,
+        .default_text = NULL,
+        .description = "Start the job from this savepoint or checkpoint directory (Flink's "
+                       "execution.savepoint.path; the CLI's -s). Checkpoints the job took "
+                       "since are newer and win on a restart.",
+    },
+    {
+        .name = "execution.savepoint.ignore-unclaimed-state",
+        .type = SPATE_CONFIG_BOOL,
+        .default_text = "false",
+        .description = "Start from a savepoint even when some of its state has no operator "
+                       "(uid) in the job; that state is dropped (Flink's allowNonRestoredState).",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

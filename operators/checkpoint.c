@@ -49,6 +49,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "core/dir.h"
@@ -61,13 +62,16 @@
 #include "operators/source_op.h"
 #include "state/checkpoint_store.h"
 
-/* Entries of a shard file's payload (little-endian, no padding). */
+/* Entries of a shard file's payload (little-endian, no padding; a string
+ * is u32 bytes + bytes). Operators are named by uid, so that a changed job
+ * maps them by id, and a rescaled one can redistribute them. */
 enum {
-    ENTRY_SOURCE = 1,  /* u32 node, u64 next event index */
-    ENTRY_TIMER = 2,   /* u32 node, u8 domain, i64 time, u32 key group,
+    ENTRY_SOURCE = 1,  /* str uid, u64 next, u64 end, u64 stride: a split */
+    ENTRY_TIMER = 2,   /* str uid, u8 domain, i64 time, u32 key group,
                         * u32 key bytes, key, u32 ns bytes, ns */
     ENTRY_CHANNEL = 3, /* u8 direction, u32 channel, u32 peer, i64 event
                         * time, u32 bytes, serialized record */
+    ENTRY_STATE = 4,   /* str name: a keyed state the checkpoint holds */
 };
 enum { CHANNEL_INPUT = 0, CHANNEL_OUTPUT = 1 };
 
@@ -130,6 +134,14 @@ static void put_u64(struct ckpt_buf *b, uint64_t v)
     put_u32(b, (uint32_t)(v >> 32));
 }
 
+/* Room: 4 + strlen(s). */
+static void put_str(struct ckpt_buf *b, const char *s)
+{
+    uint32_t n = (uint32_t)strlen(s);
+    put_u32(b, n);
+    put_bytes(b, s, n);
+}
+
 /* A bounds-checked reader over a payload. */
 struct reader {
     const unsigned char *p;
@@ -166,6 +178,20 @@ static uint64_t get_u64(struct reader *r)
 {
     uint64_t lo = get_u32(r);
     return lo | (uint64_t)get_u32(r) << 32;
+}
+
+/* A string into out (NUL-terminated); too long for out is corrupt. */
+static void get_str(struct reader *r, char *out, size_t cap)
+{
+    uint32_t n = get_u32(r);
+    const unsigned char *p = n < cap ? get_bytes(r, n) : NULL;
+    if (!p) {
+        r->bad = true;
+        out[0] = '\0';
+        return;
+    }
+    memcpy(out, p, n);
+    out[n] = '\0';
 }
 
 /* ---- recording ---------------------------------------------------------------- */
@@ -207,7 +233,7 @@ static int record_batch(struct shard_exec *se, const struct op *kb, uint8_t dire
 
 struct timer_walk {
     struct shard_exec *se;
-    uint32_t node;
+    const char *uid;
     int rc;
 };
 
@@ -215,12 +241,13 @@ static int record_timer(const struct sp_keyed_timer *t, void *arg)
 {
     struct timer_walk *w = arg;
     struct ckpt_buf *b = &w->se->ck.payload;
-    if (buf_reserve(b, 1 + 4 + 1 + 8 + 4 + 4 + t->key_bytes + 4 + t->ns_bytes) < 0) {
+    if (buf_reserve(b, 1 + 4 + strlen(w->uid) + 1 + 8 + 4 + 4 + t->key_bytes + 4 + t->ns_bytes) <
+        0) {
         w->rc = -ENOMEM;
         return 1;
     }
     put_u8(b, ENTRY_TIMER);
-    put_u32(b, w->node);
+    put_str(b, w->uid);
     put_u8(b, (uint8_t)t->domain);
     put_u64(b, (uint64_t)t->time_ms);
     put_u32(b, t->key_group);
@@ -334,12 +361,20 @@ static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct tas
 }
 
 /* Opens checkpoint `id` on this shard (invariant 1). */
-static int start_checkpoint(struct shard_exec *se, uint64_t id)
+/* Savepoints are aligned whatever the mode: no channel state, so that
+ * they can be rescaled. */
+static bool is_aligned(const struct exec *x, uint32_t flags)
+{
+    return !x->ck.unaligned || (flags & CKPT_FLAG_SAVEPOINT);
+}
+
+static int start_checkpoint(struct shard_exec *se, uint64_t id, uint32_t flags)
 {
     struct ckpt_shard *ck = &se->ck;
     if (ck->active)
         abandon(se);
     ck->id = id;
+    ck->flags = flags;
     ck->active = true;
     ck->cut_ns = sp_clock_ns();
     ck->payload.len = 0;
@@ -362,11 +397,31 @@ static int cut_sources(struct shard_exec *se)
         struct task_state *ts = se->tasks[i];
         if (ts->kind != TASK_SOURCE || ts->head->node->kind != NODE_SOURCE_GEN)
             continue;
-        if (buf_reserve(b, 1 + 4 + 8) < 0)
-            return sp_exec_fail(se, -ENOMEM, "checkpoint");
-        put_u8(b, ENTRY_SOURCE);
-        put_u32(b, ts->head->node->id);
-        put_u64(b, ts->next_index);
+        const char *uid = ts->head->node->uid;
+        for (uint32_t k = 0; k <= ts->n_queued; k++) {
+            struct gen_split sp =
+                k == 0 ? (struct gen_split){ts->next_index, ts->end_index, ts->stride}
+                       : ts->queued[k - 1];
+            if (buf_reserve(b, 1 + 4 + strlen(uid) + 3 * 8) < 0)
+                return sp_exec_fail(se, -ENOMEM, "checkpoint");
+            put_u8(b, ENTRY_SOURCE);
+            put_str(b, uid);
+            put_u64(b, sp.next);
+            put_u64(b, sp.end);
+            put_u64(b, sp.stride);
+        }
+    }
+    /* The states it holds, for a restore to check that each has an owner. */
+    for (uint32_t k = 0; k < se->x->job->n_nodes; k++) {
+        const struct node *n = se->x->job->nodes[k];
+        for (uint32_t i = 0; i < n->n_states; i++) {
+            char name[SPATE_STATE_NAME_MAX];
+            snprintf(name, sizeof(name), "%s/%s", n->uid, n->states[i].name);
+            if (buf_reserve(b, 1 + 4 + strlen(name)) < 0)
+                return sp_exec_fail(se, -ENOMEM, "checkpoint");
+            put_u8(b, ENTRY_STATE);
+            put_str(b, name);
+        }
     }
     se->ck.sources_cut = true;
     return 0;
@@ -381,7 +436,7 @@ static int cut_state(struct shard_exec *se)
         struct op *op = &se->ops[k];
         if (!op->timers)
             continue;
-        struct timer_walk w = {se, op->node->id, 0};
+        struct timer_walk w = {se, op->node->uid, 0};
         for (uint32_t kg = se->kg_first; kg < se->kg_end && w.rc == 0; kg++)
             sp_timers_iterate_key_group(op->timers, kg, record_timer, &w);
         if (w.rc < 0)
@@ -391,7 +446,7 @@ static int cut_state(struct shard_exec *se)
     snprintf(path, sizeof(path), "%s/state-%u", ck->dir, se->id);
     struct spate_error err = {0};
     int rc;
-    if (x->state_opts.type == SPATE_STATE_BACKEND_ROCKSDB) {
+    if (x->state_opts.type == SPATE_STATE_BACKEND_ROCKSDB && !(ck->flags & CKPT_FLAG_SAVEPOINT)) {
         struct sp_state_snapshot_stats st = {0};
         rc = sp_dir_create(path, &err);
         if (rc == 0)
@@ -426,7 +481,7 @@ static int cut_unaligned(struct shard_exec *se, uint64_t id, struct task_state *
                          uint32_t from_peer)
 {
     struct exec *x = se->x;
-    int rc = start_checkpoint(se, id);
+    int rc = start_checkpoint(se, id, 0);
     if (rc == 0)
         rc = cut_sources(se);
     if (rc == 0)
@@ -478,7 +533,7 @@ static int arrive(struct shard_exec *se, struct op *op, uint64_t id)
     if (op->node->kind == NODE_SINK_EXT)
         return pre_commit(se, op, id);
     if (!op->ended) /* after end-of-stream the peers expect nothing */
-        sp_exec_sender_barrier(op, id);
+        sp_exec_sender_barrier(op, id, se->ck.flags);
     return 0;
 }
 
@@ -496,6 +551,7 @@ static int task_arrive(struct shard_exec *se, struct task_state *ts, uint64_t id
  * held channels go. */
 static int aligned_cut(struct shard_exec *se)
 {
+    se->ck.channels_done_ns = sp_clock_ns(); /* alignment: first barrier to last */
     int rc = cut_state(se);
     if (rc < 0)
         return rc;
@@ -532,11 +588,11 @@ static int check_aligned(struct shard_exec *se, struct task_state *ts, uint64_t 
 
 /* Aligned: opens checkpoint id when it is new to the shard; receivers
  * whose inputs have all ended are aligned from the start. */
-static int aligned_open(struct shard_exec *se, uint64_t id)
+static int aligned_open(struct shard_exec *se, uint64_t id, uint32_t flags)
 {
     if (id <= se->ck.id)
         return 0;
-    int rc = start_checkpoint(se, id);
+    int rc = start_checkpoint(se, id, flags);
     for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
         struct task_state *ts = se->tasks[i];
         if (ts->kind == TASK_RECEIVER)
@@ -549,16 +605,30 @@ static int aligned_open(struct shard_exec *se, uint64_t id)
 
 /* Aligned, on the trigger: sources record positions and send barrier id
  * behind their records. */
-static int aligned_trigger(struct shard_exec *se, uint64_t id)
+static int aligned_trigger(struct shard_exec *se, uint64_t id, uint32_t flags)
 {
-    int rc = aligned_open(se, id);
+    int rc = aligned_open(se, id, flags);
     if (rc < 0 || se->ck.id != id || se->ck.sources_cut)
         return rc;
     if ((rc = cut_sources(se)) < 0)
         return rc;
-    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++)
-        if (se->tasks[i]->kind == TASK_SOURCE)
-            rc = task_arrive(se, se->tasks[i], id);
+    if (flags & CKPT_FLAG_STOP)
+        atomic_store_explicit(&se->x->stopping, true, memory_order_relaxed);
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_SOURCE)
+            continue;
+        rc = task_arrive(se, ts, id);
+        if (flags & CKPT_FLAG_STOP) {
+            /* Nothing goes out behind the barrier, not even a watermark
+             * the source had not shipped yet: it would fire windows whose
+             * state the savepoint holds unfired. */
+            ts->stop_at_barrier = true;
+            ts->wm_pending = false;
+            if (ts->task)
+                sp_task_wake(se->shard, ts->task);
+        }
+    }
     wake_checkpoint_task(se);
     return rc;
 }
@@ -575,12 +645,12 @@ static void channel_done(struct task_state *ts, uint32_t peer)
     }
 }
 
-int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id)
+int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id, uint32_t flags)
 {
     struct shard_exec *se = ts->se;
     struct ckpt_shard *ck = &se->ck;
-    if (!se->x->ck.unaligned) {
-        int rc = aligned_open(se, id);
+    if (is_aligned(se->x, flags)) {
+        int rc = aligned_open(se, id, flags);
         if (rc < 0 || id != ck->id || !ck->active)
             return rc; /* a stale barrier (invariant 2) */
         ts->ck_blocked[peer] = true;
@@ -604,7 +674,7 @@ int sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer)
     if (ts->ck_logging[peer])
         channel_done(ts, peer);
     struct shard_exec *se = ts->se;
-    if (se->x->ck.unaligned || !se->ck.active || se->ck.state_cut)
+    if (!is_aligned(se->x, se->ck.flags) || !se->ck.active || se->ck.state_cut)
         return 0;
     /* Aligned: a peer that ended needs no barrier; the rest may all be in. */
     ts->head->peers[peer].ended = true;
@@ -651,8 +721,8 @@ static int on_trigger(struct sp_shard *target, void *arg)
     struct shard_exec *se = target_exec(target, call);
     if (!se || atomic_load_explicit(&se->x->failed, memory_order_relaxed))
         return 0;
-    if (!se->x->ck.unaligned)
-        return aligned_trigger(se, call->msg.checkpoint_id);
+    if (is_aligned(se->x, call->msg.flags))
+        return aligned_trigger(se, call->msg.checkpoint_id, call->msg.flags);
     if (call->msg.checkpoint_id > se->ck.id)
         return cut_unaligned(se, call->msg.checkpoint_id, NULL, 0);
     return 0;
@@ -920,7 +990,7 @@ static void fill_meta(const struct exec *x, uint64_t id, struct sp_checkpoint_me
     m->unaligned = x->ck.unaligned;
 }
 
-static int coord_trigger(struct exec *x, struct ckpt_coord *c)
+static int coord_trigger(struct exec *x, struct ckpt_coord *c, uint32_t flags)
 {
     uint64_t id = c->next_id++;
     char dir[PATH_MAX];
@@ -931,6 +1001,7 @@ static int coord_trigger(struct exec *x, struct ckpt_coord *c)
         return rc;
     }
     c->cur_id = id;
+    c->cur_flags = flags;
     c->trigger_ns = sp_clock_ns();
     c->trigger_wall_ms = wall_ms();
     c->acks = 0;
@@ -942,11 +1013,74 @@ static int coord_trigger(struct exec *x, struct ckpt_coord *c)
     return 0;
 }
 
+/* Copies (hard links when it can) one file of a savepoint. */
+static int export_file(const char *from, const char *to, struct spate_error *err)
+{
+    if (link(from, to) == 0)
+        return 0;
+    FILE *in = fopen(from, "rb"), *out = in ? fopen(to, "wb") : NULL;
+    int rc = in && out ? 0 : -errno;
+    char buf[1 << 16];
+    size_t n;
+    while (rc == 0 && (n = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, n, out) != n)
+            rc = -EIO;
+    if (in && ferror(in))
+        rc = -EIO;
+    if (out && (fflush(out) != 0 || fsync(fileno(out)) != 0) && rc == 0)
+        rc = -errno;
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
+    return rc < 0 ? spate_error_set(err, rc, "savepoint: copying %s to %s: %s", from, to,
+                                    strerror(-rc))
+                  : 0;
+}
+
+/* The completed checkpoint chk_dir, which was taken as a savepoint, into
+ * the directory the user asked for, with a _metadata of kind savepoint
+ * (written last: a savepoint exists once its _metadata does). */
+static int export_savepoint(struct exec *x, const char *chk_dir, const struct sp_checkpoint_meta *m,
+                            const char *dst, struct spate_error *err)
+{
+    int rc = sp_dir_create(dst, err);
+    if (rc < 0)
+        return rc;
+    struct sp_checkpoint_meta old;
+    if (sp_checkpoint_meta_read(dst, &old, NULL) != -ENOENT)
+        return spate_error_set(err, -EEXIST, "savepoint: %s already holds one", dst);
+    for (uint32_t s = 0; s < x->n; s++)
+        for (int k = 0; k < 2; k++) {
+            char from[PATH_MAX + 32], to[PATH_MAX + 32];
+            snprintf(from, sizeof(from), "%s/%s-%u", chk_dir, k ? "shard" : "state", s);
+            snprintf(to, sizeof(to), "%s/%s-%u", dst, k ? "shard" : "state", s);
+            if ((rc = export_file(from, to, err)) < 0)
+                return rc;
+        }
+    struct sp_checkpoint_meta sm = *m;
+    sm.kind = SP_SAVEPOINT;
+    return sp_checkpoint_meta_write(dst, &sm, err);
+}
+
+/* The end of a savepoint request: its outcome, and for a stop, the end of
+ * the job (its sources wait for this). */
+static void savepoint_done(struct exec *x, int status)
+{
+    atomic_store(&x->job->savepoint_state, status);
+    if (x->coord->cur_flags & CKPT_FLAG_STOP)
+        atomic_store_explicit(&x->stop_complete, true, memory_order_release);
+}
+
 static int coord_complete(struct exec *x, struct ckpt_coord *c)
 {
     uint64_t acked_ns = sp_clock_ns() - c->trigger_ns;
     struct sp_checkpoint_meta m;
     fill_meta(x, c->cur_id, &m);
+    if (c->cur_flags & CKPT_FLAG_SAVEPOINT) {
+        m.state_canonical = true;
+        m.unaligned = false;
+    }
     m.trigger_time_ms = c->trigger_wall_ms;
     m.complete_time_ms = wall_ms();
     m.state_bytes = c->state_bytes;
@@ -958,6 +1092,15 @@ static int coord_complete(struct exec *x, struct ckpt_coord *c)
         rc = sp_checkpoint_meta_write(dir, &m, &err);
     if (rc < 0)
         return sp_exec_fail(x->shards[0], rc, err.message);
+    if (c->cur_flags & CKPT_FLAG_SAVEPOINT) {
+        rc = export_savepoint(x, dir, &m, x->job->savepoint_dir, &err);
+        if (rc < 0)
+            SP_LOG_ERROR("job '%s': %s", x->job->name, err.message);
+        else
+            SP_LOG_INFO("job '%s': savepoint %" PRIu64 " written to %s", x->job->name, c->cur_id,
+                        x->job->savepoint_dir);
+        savepoint_done(x, rc < 0 ? rc : SAVEPOINT_DONE);
+    }
     uint64_t took_ns = sp_clock_ns() - c->trigger_ns;
     struct spate_checkpoint_stats *st = &x->job->ck_stats;
     st->completed++;
@@ -1006,7 +1149,8 @@ static int coord_broadcast(struct sp_shard *s, struct exec *x, struct ckpt_coord
             all = false;
             continue;
         }
-        c->out[t] = (struct ckpt_call){.x = x, .msg = {.type = type, .checkpoint_id = id}};
+        c->out[t] = (struct ckpt_call){
+            .x = x, .msg = {.type = type, .checkpoint_id = id, .flags = c->cur_flags}};
         c->busy[t] = true;
         int rc = send_call(s, t, type == CKPT_TRIGGER ? on_trigger : on_commit, &c->out[t],
                            coord_sent, &c->busy[t]);
@@ -1056,6 +1200,8 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
                         " ms (execution.checkpointing.timeout) with %u of %u shards done",
                         x->job->name, c->cur_id, x->ck.timeout_ms, c->acks, x->n);
             x->job->ck_stats.aborted++;
+            if (c->cur_flags & CKPT_FLAG_SAVEPOINT)
+                savepoint_done(x, -ETIMEDOUT);
             c->cur_id = 0;
             c->last_end_ns = now;
         }
@@ -1065,8 +1211,19 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
     uint64_t pause_due = c->last_end_ns + (uint64_t)x->ck.min_pause_ms * 1000000ull;
     if (pause_due > due)
         due = pause_due;
-    if (!c->cur_id && !c->commit_id && now >= due) {
-        if ((rc = coord_trigger(x, c)) < 0)
+    int expected = SAVEPOINT_REQUESTED;
+    if (!c->cur_id && !c->commit_id &&
+        atomic_compare_exchange_strong(&x->job->savepoint_state, &expected, SAVEPOINT_RUNNING)) {
+        uint32_t flags = CKPT_FLAG_SAVEPOINT | (x->job->savepoint_stop ? CKPT_FLAG_STOP : 0);
+        if ((rc = coord_trigger(x, c, flags)) < 0) {
+            c->cur_flags = flags;
+            savepoint_done(x, rc);
+        }
+        return SP_TASK_YIELD;
+    }
+    if (!c->cur_id && !c->commit_id && now >= due &&
+        !atomic_load_explicit(&x->stopping, memory_order_relaxed)) {
+        if ((rc = coord_trigger(x, c, 0)) < 0)
             return sp_exec_fail(x->shards[0], rc, "checkpoint: creating its directory");
         return SP_TASK_YIELD; /* sends the triggers next slice */
     }
@@ -1074,6 +1231,10 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
     uint64_t deadline = c->cur_id ? c->trigger_ns + (uint64_t)x->ck.timeout_ms * 1000000ull : due;
     if (retry)
         deadline = now + 1000000ull;
+    /* Savepoint requests come from other threads, which cannot wake this
+     * task: look for them at least this often. */
+    if (deadline > now + 20000000ull)
+        deadline = now + 20000000ull;
     sp_task_wait_deadline(s, t, deadline);
     return SP_TASK_WAIT;
 }
@@ -1122,6 +1283,27 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
     o->min_pause_ms = spate_config_get_duration_ms(cfg, "execution.checkpointing.min-pause");
     o->retained = (uint32_t)spate_config_get_int(cfg, "execution.checkpointing.num-retained");
     o->unaligned = spate_config_get_bool(cfg, "execution.checkpointing.unaligned");
+    const char *sp = spate_config_get_string(cfg, "execution.savepoint.path");
+    if (sp && sp[0] &&
+        snprintf(o->savepoint_path, sizeof(o->savepoint_path), "%s", sp) >=
+            (int)sizeof(o->savepoint_path))
+        return spate_error_set(err, -SPATE_ECONFIG, "%s: execution.savepoint.path: path too long",
+                               spate_config_origin(cfg, "execution.savepoint.path"));
+    o->ignore_unclaimed_state =
+        spate_config_get_bool(cfg, "execution.savepoint.ignore-unclaimed-state");
+    for (uint32_t i = 0; i < job->n_nodes; i++)
+        for (uint32_t k = i + 1; k < job->n_nodes; k++) {
+            const struct node *a = job->nodes[i], *b = job->nodes[k];
+            bool stateful_a = a->n_states || a->kind == NODE_SOURCE_GEN ||
+                              a->kind == NODE_PROCESS || a->kind == NODE_KEYED;
+            bool stateful_b = b->n_states || b->kind == NODE_SOURCE_GEN ||
+                              b->kind == NODE_PROCESS || b->kind == NODE_KEYED;
+            if (stateful_a && stateful_b && strcmp(a->uid, b->uid) == 0)
+                return spate_error_set(err, -SPATE_ECONFIG,
+                                       "job '%s': operators '%s' and '%s' share the uid '%s'; "
+                                       "checkpoints need distinct ones (spate_set_uid)",
+                                       job->name, a->name, b->name, a->uid);
+        }
     for (uint32_t i = 0; i < job->n_nodes; i++) {
         const struct node *n = job->nodes[i];
         if (n->kind == NODE_SOURCE_EXT)
@@ -1134,34 +1316,205 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
     return 0;
 }
 
-static int verify_against_job(const struct exec *x, const struct sp_checkpoint_meta *m,
-                              const char *dir, struct spate_error *err)
+/* One parsed entry of a shard file. */
+struct entry {
+    uint8_t tag;
+    char name[SPATE_STATE_NAME_MAX]; /* SOURCE, TIMER: uid; STATE: state name */
+    struct gen_split split;          /* SOURCE */
+    struct sp_keyed_timer timer;     /* TIMER */
+    uint8_t direction;               /* CHANNEL */
+    uint32_t channel;
+    uint32_t peer;
+    int64_t ts;
+    const unsigned char *blob;
+    uint32_t bytes;
+};
+
+/* 1 and *e filled, 0 at the end, -SPATE_EPARSE when corrupt. */
+static int next_entry(struct reader *rd, struct entry *e)
 {
+    if (rd->off == rd->len)
+        return 0;
+    e->tag = get_u8(rd);
+    switch (e->tag) {
+    case ENTRY_SOURCE:
+        get_str(rd, e->name, NODE_UID_BYTES);
+        e->split.next = get_u64(rd);
+        e->split.end = get_u64(rd);
+        e->split.stride = get_u64(rd);
+        if (e->split.stride == 0 || e->split.next > e->split.end)
+            rd->bad = true;
+        break;
+    case ENTRY_TIMER:
+        get_str(rd, e->name, NODE_UID_BYTES);
+        e->timer.domain = get_u8(rd) ? SP_TIME_PROCESSING : SP_TIME_EVENT;
+        e->timer.time_ms = (int64_t)get_u64(rd);
+        e->timer.key_group = get_u32(rd);
+        e->timer.key_bytes = get_u32(rd);
+        e->timer.key = get_bytes(rd, e->timer.key_bytes);
+        e->timer.ns_bytes = get_u32(rd);
+        e->timer.ns = get_bytes(rd, e->timer.ns_bytes);
+        break;
+    case ENTRY_CHANNEL:
+        e->direction = get_u8(rd);
+        e->channel = get_u32(rd);
+        e->peer = get_u32(rd);
+        e->ts = (int64_t)get_u64(rd);
+        e->bytes = get_u32(rd);
+        e->blob = get_bytes(rd, e->bytes);
+        break;
+    case ENTRY_STATE:
+        get_str(rd, e->name, sizeof(e->name));
+        break;
+    default:
+        rd->bad = true;
+    }
+    return rd->bad ? -SPATE_EPARSE : 1;
+}
+
+static struct reader payload_reader(const struct ckpt_restore *r, uint32_t file)
+{
+    return (struct reader){r->shard_payload[file], r->shard_bytes[file], 0, false};
+}
+
+static const struct node *node_of_uid(const struct spate_job *job, const char *uid)
+{
+    for (uint32_t i = 0; i < job->n_nodes; i++)
+        if (strcmp(job->nodes[i]->uid, uid) == 0)
+            return job->nodes[i];
+    return NULL;
+}
+
+/* What a restore may change (Flink's rules, with uids): the shard count and
+ * the state backend when the state is in the canonical format, there is no
+ * channel state and every source split is bounded; the job itself when each
+ * stored state has an operator (or dropping it is allowed). Never the max
+ * parallelism (key groups), nor, for a checkpoint, the job's name. */
+static int verify_against_job(const struct exec *x, const struct sp_checkpoint_meta *m,
+                              const struct ckpt_restore *r, struct spate_error *err)
+{
+    const char *dir = r->dir;
     struct sp_checkpoint_meta want;
     fill_meta(x, m->id, &want);
-    if (strcmp(m->job_name, want.job_name) != 0)
+    if (m->kind == SP_CHECKPOINT && strcmp(m->job_name, want.job_name) != 0)
         return spate_error_set(err, -EINVAL, "%s: taken from job '%s', not '%s'", dir, m->job_name,
                                want.job_name);
-    if (m->job_fingerprint != want.job_fingerprint)
-        return spate_error_set(err, -EINVAL,
-                               "%s: taken from a different version of job '%s' (its operators "
-                               "or states differ)",
-                               dir, m->job_name);
-    if (m->shard_count != want.shard_count)
-        return spate_error_set(err, -EINVAL,
-                               "%s: taken on %u shards, this run has %u: restore a checkpoint "
-                               "on the same shard count (rescaling goes through a savepoint)",
-                               dir, m->shard_count, want.shard_count);
     if (m->max_parallelism != want.max_parallelism)
         return spate_error_set(err, -EINVAL,
-                               "%s: taken with pipeline.max-parallelism %u, this run has %u", dir,
-                               m->max_parallelism, want.max_parallelism);
-    if (strcmp(m->state_backend, want.state_backend) != 0)
+                               "%s: taken with pipeline.max-parallelism %u, this run has %u: "
+                               "key groups cannot change",
+                               dir, m->max_parallelism, want.max_parallelism);
+    bool rescale = m->shard_count != want.shard_count;
+    bool backend = strcmp(m->state_backend, want.state_backend) != 0;
+    if ((rescale || backend) && !m->state_canonical)
         return spate_error_set(err, -EINVAL,
-                               "%s: taken with state backend %s, this run uses %s (switching "
-                               "backends goes through a savepoint)",
-                               dir, m->state_backend, want.state_backend);
+                               "%s: taken on %u shards in the %s backend's native format; this "
+                               "run has %u shards and the %s backend: restore it unchanged, or "
+                               "take a savepoint (canonical format) to rescale or switch",
+                               dir, m->shard_count, m->state_backend, want.shard_count,
+                               want.state_backend);
+    uint32_t unclaimed = 0;
+    char first[SPATE_STATE_NAME_MAX] = "";
+    bool unbounded = false;
+    for (uint32_t f = 0; f < r->files; f++) {
+        struct reader rd = payload_reader(r, f);
+        struct entry e;
+        int rc;
+        while ((rc = next_entry(&rd, &e)) == 1) {
+            if (e.tag == ENTRY_CHANNEL && rescale)
+                return spate_error_set(err, -EINVAL,
+                                       "%s: holds in-flight records (an unaligned checkpoint) "
+                                       "of %u shards, this run has %u; restore it on %u shards, "
+                                       "or rescale from a savepoint",
+                                       dir, m->shard_count, want.shard_count, m->shard_count);
+            if (e.tag == ENTRY_SOURCE && e.split.end == UINT64_MAX)
+                unbounded = true;
+            if (e.tag != ENTRY_STATE)
+                continue;
+            char *slash = strchr(e.name, '/');
+            const struct node *nd = NULL;
+            if (slash) {
+                *slash = '\0';
+                nd = node_of_uid(x->job, e.name);
+                *slash = '/';
+            }
+            bool claimed = false;
+            for (uint32_t k = 0; nd && k < nd->n_states && !claimed; k++)
+                claimed = strcmp(nd->states[k].name, slash + 1) == 0;
+            if (!claimed && unclaimed++ == 0)
+                snprintf(first, sizeof(first), "%s", e.name);
+        }
+        if (rc < 0) {
+            char path[PATH_MAX + 32];
+            snprintf(path, sizeof(path), "%s/shard-%u", dir, f);
+            return spate_error_set(err, rc,
+                                   "%s: malformed content (its checksum held, its entries do "
+                                   "not parse)",
+                                   path);
+        }
+    }
+    if (rescale && unbounded)
+        return spate_error_set(err, -EINVAL,
+                               "%s: an unbounded generator's splits cannot be spread over "
+                               "another shard count (%u -> %u)",
+                               dir, m->shard_count, want.shard_count);
+    if (unclaimed && !x->ck.ignore_unclaimed_state)
+        return spate_error_set(err, -EINVAL,
+                               "%s: state without an operator in this job, e.g. '%s' "
+                               "(uid/state): give the operator that uid with spate_set_uid, or "
+                               "set execution.savepoint.ignore-unclaimed-state: true to drop it",
+                               dir, first);
+    if (unclaimed)
+        SP_LOG_WARN("job '%s': %s: dropping state without an operator, e.g. '%s'", x->job->name,
+                    dir, first);
     return 0;
+}
+
+/* Reads and verifies the shard files of checkpoint m in dir. */
+static int load_restore(struct exec *x, const struct sp_checkpoint_meta *m, const char *dir,
+                        struct spate_error *err)
+{
+    struct ckpt_restore *r = calloc(1, sizeof(*r));
+    if (!r)
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    x->restore = r;
+    r->id = m->id;
+    r->canonical = m->state_canonical;
+    r->savepoint = m->kind == SP_SAVEPOINT;
+    r->files = m->shard_count;
+    snprintf(r->dir, sizeof(r->dir), "%s", dir);
+    r->shard_payload = calloc(r->files, sizeof(void *));
+    r->shard_bytes = calloc(r->files, sizeof(size_t));
+    if (!r->shard_payload || !r->shard_bytes)
+        return spate_error_set(err, -ENOMEM, "out of memory");
+    for (uint32_t s = 0; s < r->files; s++) {
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/shard-%u", dir, s);
+        int rc = sp_checkpoint_file_read(path, &r->shard_payload[s], &r->shard_bytes[s], err);
+        if (rc < 0)
+            return rc;
+        struct reader rd = payload_reader(r, s);
+        struct entry e;
+        while ((rc = next_entry(&rd, &e)) == 1)
+            r->has_channels |= e.tag == ENTRY_CHANNEL;
+    }
+    int rc = verify_against_job(x, m, r, err);
+    if (rc < 0 || !r->canonical)
+        return rc; /* RocksDB checks its own files when the shards open them */
+    /* Every state file, in full, before anything that depends on them (the
+     * sinks' commits) happens: a corrupt checkpoint must change nothing. */
+    char(*names)[PATH_MAX + 32] = calloc(r->files, sizeof(*names));
+    const char **paths = calloc(r->files, sizeof(*paths));
+    rc = names && paths ? 0 : spate_error_set(err, -ENOMEM, "out of memory");
+    for (uint32_t f = 0; rc == 0 && f < r->files; f++) {
+        snprintf(names[f], sizeof(names[f]), "%s/state-%u", r->dir, f);
+        paths[f] = names[f];
+    }
+    if (rc == 0)
+        rc = sp_state_snapshot_verify(paths, r->files, x->max_parallelism, err);
+    free(paths);
+    free(names);
+    return rc;
 }
 
 static int recover_sinks(struct exec *x, uint64_t id, struct spate_error *err)
@@ -1184,62 +1537,78 @@ int sp_ckpt_prepare(struct exec *x, struct spate_error *err)
     int found = sp_checkpoint_latest(x->ck.job_root, &m, dir, sizeof(dir), err);
     if (found < 0)
         return found;
-    uint64_t id = 0;
     int rc;
-    if (found) {
-        if ((rc = verify_against_job(x, &m, dir, err)) < 0)
+    if (x->ck.savepoint_path[0]) {
+        /* A savepoint starts the job, unless checkpoints taken since (a
+         * restart after a failure) are newer: then they continue it. */
+        struct sp_checkpoint_meta sm;
+        rc = sp_checkpoint_meta_read(x->ck.savepoint_path, &sm, err);
+        if (rc < 0)
             return rc;
-        id = m.id;
+        if (!found || m.id < sm.id) {
+            m = sm;
+            snprintf(dir, sizeof(dir), "%s", x->ck.savepoint_path);
+            found = 1;
+        }
     }
-    if ((rc = recover_sinks(x, id, err)) < 0)
-        return rc;
+    uint64_t id = found ? m.id : 0;
     if (found && m.finished) {
+        if ((rc = recover_sinks(x, id, err)) < 0)
+            return rc;
         SP_LOG_INFO("job '%s': %s says the job finished; nothing to run (use another "
                     "execution.checkpointing.dir to run it again)",
                     x->job->name, dir);
         return 1;
     }
+    if (found && (rc = load_restore(x, &m, dir, err)) < 0)
+        return rc;
+    /* Only now that the checkpoint verified: settle the sinks and drop
+     * what came after it. */
+    if ((rc = recover_sinks(x, id, err)) < 0)
+        return rc;
     if ((rc = sp_checkpoint_discard_after(x->ck.job_root, id, err)) < 0)
         return rc;
     x->coord = calloc(1, sizeof(*x->coord));
     if (!x->coord)
         return spate_error_set(err, -ENOMEM, "out of memory");
-    x->coord->next_id = id + 1;
+    uint64_t highest = sp_checkpoint_highest_id(x->ck.job_root);
+    x->coord->next_id = (highest > id ? highest : id) + 1;
     x->coord->trigger_ns = sp_clock_ns();
     x->coord->last_end_ns = x->coord->trigger_ns;
-    if (!found)
-        return 0;
-    struct ckpt_restore *r = calloc(1, sizeof(*r));
-    if (!r)
-        return spate_error_set(err, -ENOMEM, "out of memory");
-    x->restore = r;
-    r->id = id;
-    r->canonical = m.state_canonical;
-    snprintf(r->dir, sizeof(r->dir), "%s", dir);
-    r->shard_payload = calloc(x->n, sizeof(void *));
-    r->shard_bytes = calloc(x->n, sizeof(size_t));
-    if (!r->shard_payload || !r->shard_bytes)
-        return spate_error_set(err, -ENOMEM, "out of memory");
-    for (uint32_t s = 0; s < x->n; s++) {
-        char path[PATH_MAX + 32];
-        snprintf(path, sizeof(path), "%s/shard-%u", dir, s);
-        if ((rc = sp_checkpoint_file_read(path, &r->shard_payload[s], &r->shard_bytes[s], err)) < 0)
-            return rc;
+    if (found) {
+        x->job->ck_stats.restored_id = id;
+        SP_LOG_INFO("job '%s': restoring %s %" PRIu64 " from %s (%u shards -> %u)", x->job->name,
+                    m.kind == SP_SAVEPOINT ? "savepoint" : "checkpoint", id, dir, m.shard_count,
+                    x->n);
     }
-    x->job->ck_stats.restored_id = id;
-    SP_LOG_INFO("job '%s': restoring checkpoint %" PRIu64 " from %s", x->job->name, id, dir);
     return 0;
 }
 
 int sp_ckpt_restore_state(struct shard_exec *se)
 {
     const struct ckpt_restore *r = se->x->restore;
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/state-%u", r->dir, se->id);
     struct spate_error err = {0};
-    const char *paths[1] = {path};
-    int rc = r->canonical ? sp_state_restore(se->state, paths, 1, &err)
-                          : sp_state_restore_native(se->state, path, NULL, &err);
+    int rc;
+    bool native = !r->canonical;
+    if (r->files == se->x->n || native) { /* each shard its own (verify_against_job) */
+        char path[PATH_MAX + 32];
+        snprintf(path, sizeof(path), "%s/state-%u", r->dir, se->id);
+        const char *paths[1] = {path};
+        rc = native ? sp_state_restore_native(se->state, path, NULL, &err)
+                    : sp_state_restore(se->state, paths, 1, &err);
+    } else { /* rescaling: every file; each shard reads its own key groups */
+        char(*names)[PATH_MAX + 32] = calloc(r->files, sizeof(*names));
+        const char **paths = calloc(r->files, sizeof(*paths));
+        rc = names && paths ? 0 : spate_error_set(&err, -ENOMEM, "out of memory");
+        for (uint32_t f = 0; rc == 0 && f < r->files; f++) {
+            snprintf(names[f], sizeof(names[f]), "%s/state-%u", r->dir, f);
+            paths[f] = names[f];
+        }
+        if (rc == 0)
+            rc = sp_state_restore(se->state, paths, r->files, &err);
+        free(paths);
+        free(names);
+    }
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
     sp_failpoint("checkpoint.restore-mid");
@@ -1263,68 +1632,86 @@ static struct task_state *source_of_node(struct shard_exec *se, uint32_t node)
     return NULL;
 }
 
-/* Appends to receivers' replay buffers the channel entries of payload
- * `from` that match (direction, peer filter): direction INPUT with
- * peer == `peer` (own file), or OUTPUT with peer == this shard (a peer's
- * file). Also applies sources and timers when `own`. */
-static int apply_payload(struct shard_exec *se, uint32_t file_shard, uint8_t want_dir,
-                         uint32_t want_peer, bool own)
+/* Appends to the receivers' replay buffers the channel entries of file
+ * `file` with this direction and peer. */
+static int replay_channels(struct shard_exec *se, uint32_t file, uint8_t direction, uint32_t peer)
+{
+    struct reader rd = payload_reader(se->x->restore, file);
+    struct entry e;
+    int rc;
+    while ((rc = next_entry(&rd, &e)) == 1) {
+        if (e.tag != ENTRY_CHANNEL || e.direction != direction || e.peer != peer)
+            continue;
+        struct task_state *ts = receiver_of_channel(se, e.channel);
+        if (!ts)
+            return -SPATE_EPARSE;
+        struct ckpt_buf *b = &ts->replay.buf;
+        if (buf_reserve(b, 4 + 8 + 4 + (size_t)e.bytes) < 0)
+            return -ENOMEM;
+        put_u32(b, direction == CHANNEL_INPUT ? peer : file);
+        put_u64(b, (uint64_t)e.ts);
+        put_u32(b, e.bytes);
+        put_bytes(b, e.blob, e.bytes);
+    }
+    return rc;
+}
+
+/* Source splits and timers from every shard file: split k of a source
+ * (in file order) goes to shard k mod shard count, timers to the shard of
+ * their key group. With an unchanged shard count every shard gets back
+ * exactly its own. */
+static int restore_sources_and_timers(struct shard_exec *se)
 {
     const struct ckpt_restore *r = se->x->restore;
-    struct reader rd = {r->shard_payload[file_shard], r->shard_bytes[file_shard], 0, false};
-    while (rd.off < rd.len && !rd.bad) {
-        uint8_t tag = get_u8(&rd);
-        if (tag == ENTRY_SOURCE) {
-            uint32_t node = get_u32(&rd);
-            uint64_t next = get_u64(&rd);
-            struct task_state *ts = own ? source_of_node(se, node) : NULL;
-            if (ts) {
-                if (next < ts->first_index || next > ts->end_index)
+    uint32_t n = se->x->n;
+    uint32_t split_no[JOB_NODES_MAX] = {0};
+    bool seen[JOB_NODES_MAX] = {false};
+    for (uint32_t f = 0; f < r->files; f++) {
+        struct reader rd = payload_reader(r, f);
+        struct entry e;
+        int rc;
+        while ((rc = next_entry(&rd, &e)) == 1) {
+            const struct node *nd = e.tag == ENTRY_SOURCE || e.tag == ENTRY_TIMER
+                                        ? node_of_uid(se->x->job, e.name)
+                                        : NULL;
+            if (!nd)
+                continue; /* unclaimed: sp_ckpt_prepare decided it may go */
+            if (e.tag == ENTRY_TIMER) {
+                if (e.timer.key_group < se->kg_first || e.timer.key_group >= se->kg_end)
+                    continue;
+                if (!se->ops[nd->id].timers)
                     return -SPATE_EPARSE;
-                ts->next_index = next;
-                ts->first_index = next; /* rate pacing restarts here */
+                if ((rc = sp_timers_register(se->ops[nd->id].timers, &e.timer)) < 0)
+                    return rc;
+                continue;
             }
-        } else if (tag == ENTRY_TIMER) {
-            uint32_t node = get_u32(&rd);
-            struct sp_keyed_timer t = {0};
-            t.domain = get_u8(&rd) ? SP_TIME_PROCESSING : SP_TIME_EVENT;
-            t.time_ms = (int64_t)get_u64(&rd);
-            t.key_group = get_u32(&rd);
-            t.key_bytes = get_u32(&rd);
-            t.key = get_bytes(&rd, t.key_bytes);
-            t.ns_bytes = get_u32(&rd);
-            t.ns = get_bytes(&rd, t.ns_bytes);
-            if (rd.bad || !own)
+            struct task_state *ts = source_of_node(se, nd->id);
+            if (!ts || !seen[nd->id]) {
+                /* The checkpoint knows this source: its splits replace the
+                 * fresh ones. */
+                seen[nd->id] = true;
+                if (ts) {
+                    ts->next_index = ts->end_index = ts->first_index = 0;
+                    ts->stride = 1;
+                    ts->n_queued = 0;
+                }
+            }
+            if (split_no[nd->id]++ % n != se->id || !ts)
                 continue;
-            if (node >= se->x->job->n_nodes || !se->ops[node].timers)
-                return -SPATE_EPARSE;
-            int rc = sp_timers_register(se->ops[node].timers, &t);
-            if (rc < 0)
-                return rc;
-        } else if (tag == ENTRY_CHANNEL) {
-            uint8_t dir = get_u8(&rd);
-            uint32_t channel = get_u32(&rd);
-            uint32_t peer = get_u32(&rd);
-            uint64_t ev = get_u64(&rd);
-            uint32_t bytes = get_u32(&rd);
-            const unsigned char *blob = get_bytes(&rd, bytes);
-            if (rd.bad || dir != want_dir || peer != want_peer)
-                continue;
-            struct task_state *ts = receiver_of_channel(se, channel);
-            if (!ts)
-                return -SPATE_EPARSE;
-            struct ckpt_buf *b = &ts->replay.buf;
-            if (buf_reserve(b, 4 + 8 + 4 + (size_t)bytes) < 0)
-                return -ENOMEM;
-            put_u32(b, dir == CHANNEL_INPUT ? peer : file_shard);
-            put_u64(b, ev);
-            put_u32(b, bytes);
-            put_bytes(b, blob, bytes);
-        } else {
-            return -SPATE_EPARSE;
+            if (ts->next_index >= ts->end_index && ts->n_queued == 0) {
+                ts->first_index = ts->next_index = e.split.next;
+                ts->end_index = e.split.end;
+                ts->stride = e.split.stride;
+            } else if (ts->n_queued < SPATE_SHARDS_MAX) {
+                ts->queued[ts->n_queued++] = e.split;
+            } else {
+                return -SPATE_ELIMIT;
+            }
         }
+        if (rc < 0)
+            return rc;
     }
-    return rd.bad ? -SPATE_EPARSE : 0;
+    return 0;
 }
 
 static int restore_shard(struct shard_exec *se)
@@ -1340,12 +1727,14 @@ static int restore_shard(struct shard_exec *se)
         if (!ts->replay.rec)
             return -ENOMEM;
     }
-    /* Sources and timers (own file), then per peer: own input channel
-     * state from that peer, then that peer's output channel state for us. */
-    for (uint32_t p = 0; p < n && rc == 0; p++) {
-        rc = apply_payload(se, se->id, CHANNEL_INPUT, p, p == 0);
+    rc = restore_sources_and_timers(se);
+    /* Channel state (only with an unchanged shard count: sp_ckpt_prepare):
+     * per peer, this shard's input channel state from it, then the peer's
+     * output channel state for this shard. */
+    for (uint32_t p = 0; p < n && rc == 0 && se->x->restore->has_channels; p++) {
+        rc = replay_channels(se, se->id, CHANNEL_INPUT, p);
         if (rc == 0)
-            rc = apply_payload(se, p, CHANNEL_OUTPUT, se->id, false);
+            rc = replay_channels(se, p, CHANNEL_OUTPUT, se->id);
     }
     if (rc < 0) {
         char what[PATH_MAX + 64];
@@ -1420,7 +1809,7 @@ int sp_ckpt_finish(struct exec *x, struct spate_error *err)
 void sp_ckpt_free(struct exec *x)
 {
     if (x->restore) {
-        for (uint32_t s = 0; x->restore->shard_payload && s < x->n; s++)
+        for (uint32_t s = 0; x->restore->shard_payload && s < x->restore->files; s++)
             free(x->restore->shard_payload[s]);
         free(x->restore->shard_payload);
         free(x->restore->shard_bytes);
@@ -1437,4 +1826,31 @@ int spate_job_checkpoint_stats(const struct spate_job *job, struct spate_checkpo
         return -EINVAL;
     *out = job->ck_stats;
     return 0;
+}
+
+int spate_job_trigger_savepoint(struct spate_job *job, const char *dir, bool stop)
+{
+    if (!job || !dir || !dir[0] || strlen(dir) >= sizeof(job->savepoint_dir))
+        return -EINVAL;
+    int state = atomic_load(&job->savepoint_state);
+    if (state == SAVEPOINT_FILLING || state == SAVEPOINT_REQUESTED || state == SAVEPOINT_RUNNING ||
+        !atomic_compare_exchange_strong(&job->savepoint_state, &state, SAVEPOINT_FILLING))
+        return -EBUSY;
+    snprintf(job->savepoint_dir, sizeof(job->savepoint_dir), "%s", dir);
+    job->savepoint_stop = stop;
+    atomic_store(&job->savepoint_state, SAVEPOINT_REQUESTED);
+    return 0;
+}
+
+int spate_job_savepoint_status(const struct spate_job *job)
+{
+    int state = job ? atomic_load(&job->savepoint_state) : 0;
+    switch (state) {
+    case SAVEPOINT_FILLING:
+    case SAVEPOINT_REQUESTED:
+    case SAVEPOINT_RUNNING:
+        return 1;
+    default:
+        return state;
+    }
 }

@@ -377,7 +377,7 @@ void sp_exec_sender_flush(struct op *op, uint32_t target)
 {
     sender_flush_target(op, target);
 }
-void sp_exec_sender_barrier(struct op *op, uint64_t id)
+void sp_exec_sender_barrier(struct op *op, uint64_t id, uint32_t flags)
 {
     /* Beyond PENDQ_MAX on purpose: a cut may come while the queue is full
      * (PENDQ_SLOTS has room for these two). */
@@ -395,7 +395,7 @@ void sp_exec_sender_barrier(struct op *op, uint64_t id)
             op->snd.pending++;
         }
         q->e[(q->head + q->count++) % PENDQ_SLOTS] =
-            (struct sp_ring_entry){.kind = SP_ENTRY_BARRIER, .value = id};
+            (struct sp_ring_entry){.kind = SP_ENTRY_BARRIER, .aux = flags, .value = id};
         op->snd.pending++;
         sender_flush_target(op, t);
     }
@@ -1014,6 +1014,10 @@ static int task_finish_input(struct sp_shard *s, struct sp_task *t, struct task_
 {
     if (!ts->ending) {
         ts->ending = true;
+        /* Stopped with a savepoint: event time does not jump to the end,
+         * so nothing fires that the restored job would fire again. */
+        if (atomic_load_explicit(&ts->se->x->stopping, memory_order_relaxed))
+            return SP_TASK_YIELD;
         int rc = task_watermark(ts, SPATE_WATERMARK_MAX, false);
         if (rc < 0)
             return rc;
@@ -1077,6 +1081,17 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         return rc;
     if (ts->ending)
         return task_finish_input(s, t, ts);
+    if (ts->stop_at_barrier) {
+        /* Stop-with-savepoint: nothing more after the barrier; end once the
+         * savepoint is complete (ending earlier would end the job first). */
+        if (!atomic_load_explicit(&ts->se->x->stop_complete, memory_order_acquire) &&
+            !sp_shard_stopping(s)) {
+            sp_task_wait_deadline(s, t, sp_clock_ns() + 2000000);
+            return SP_TASK_WAIT;
+        }
+        atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
+        return task_finish_input(s, t, ts);
+    }
     struct node *n = ts->head->node;
     const struct spate_generator_opts *o = &n->u.gen.opts;
     uint32_t rb = spate_schema_record_bytes(n->schema);
@@ -1089,8 +1104,17 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         /* The clock costs tens of ns on some VMs: look at it every 64 records. */
         if ((k & 63) == 0 && sp_task_should_yield(s))
             break;
+        if (ts->next_index >= ts->end_index && ts->n_queued && !sp_shard_stopping(s)) {
+            /* The next split of a rescaled restore. */
+            ts->done_before += (ts->next_index - ts->first_index) / ts->stride;
+            ts->first_index = ts->next_index = ts->queued[0].next;
+            ts->end_index = ts->queued[0].end;
+            ts->stride = ts->queued[0].stride;
+            memmove(ts->queued, ts->queued + 1, --ts->n_queued * sizeof(ts->queued[0]));
+            continue;
+        }
         if (sp_shard_stopping(s) || ts->next_index >= ts->end_index) {
-            if (ts->next_index < ts->end_index)
+            if (ts->next_index < ts->end_index || ts->n_queued)
                 atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
             return task_finish_input(s, t, ts);
         }
@@ -1101,7 +1125,7 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         if (rate_per_shard > 0) {
             double elapsed_s = (double)(sp_clock_ns() - ts->start_ns) / 1e9;
             uint64_t due = (uint64_t)(elapsed_s * rate_per_shard) + 1;
-            uint64_t done = (ts->next_index - ts->first_index) / ts->stride;
+            uint64_t done = ts->done_before + (ts->next_index - ts->first_index) / ts->stride;
             if (done >= due)
                 break;
             if (o->max_burst_records && due - done > o->max_burst_records) {
@@ -1320,7 +1344,11 @@ static int receiver_control(struct task_state *ts, uint32_t peer, const struct s
         kb->peers[peer].idle = e->aux & 1u;
     } else if (e->kind == SP_ENTRY_END_OF_STREAM) {
         kb->peers[peer].ended = true;
-        kb->peers[peer].wm = SPATE_WATERMARK_MAX;
+        /* An ended peer no longer holds event time back, except after a
+         * stop-with-savepoint: then nothing may fire that the savepoint
+         * holds unfired. */
+        if (!atomic_load_explicit(&ts->se->x->stopping, memory_order_relaxed))
+            kb->peers[peer].wm = SPATE_WATERMARK_MAX;
         kb->peers[peer].idle = false;
     } else {
         return 0;
@@ -1406,7 +1434,7 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
                 if (ts->ck_logging && ts->ck_logging[p])
                     sp_ckpt_on_batch(ts, p, ts->cur, 0);
             } else if (e.kind == SP_ENTRY_BARRIER) {
-                rc = sp_ckpt_on_barrier(ts, p, e.value);
+                rc = sp_ckpt_on_barrier(ts, p, e.value, e.aux);
                 if (rc < 0)
                     return rc;
             } else {
@@ -1535,8 +1563,8 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
             return rc;
         uint32_t biggest = 0;
         for (uint32_t i = 0; i < n->n_states; i++) {
-            char name[96];
-            snprintf(name, sizeof(name), "%u/%s", n->id, n->states[i].name);
+            char name[SPATE_STATE_NAME_MAX];
+            snprintf(name, sizeof(name), "%s/%s", n->uid, n->states[i].name);
             rc = sp_state_register(se->state, name, n->states[i].kind, n->states[i].ttl_ms,
                                    &op->state_ids[i]);
             if (rc < 0)
@@ -1650,6 +1678,9 @@ static int shard_start(struct sp_shard *s, void *arg)
                 ts->stride = 1;
             }
             ts->first_index = ts->next_index;
+            ts->queued = sp_shard_alloc(s, SPATE_SHARDS_MAX * sizeof(*ts->queued));
+            if (!ts->queued)
+                return -ENOMEM;
             ts->gen = (struct spate_gen_ctx){.seed = n->u.gen.opts.seed, .shard = id};
             ts->rec = sp_shard_alloc(s, spate_schema_record_bytes(n->schema));
             if (!ts->rec)
@@ -1802,6 +1833,7 @@ static void shard_stop(struct sp_shard *s, void *arg)
         sp_shard_free(s, se->tasks[i]->ck_logging);
         sp_shard_free(s, se->tasks[i]->ck_blocked);
         sp_shard_free(s, se->tasks[i]->recv_count);
+        sp_shard_free(s, se->tasks[i]->queued);
         sp_shard_free(s, se->tasks[i]);
     }
     if (se->state)

@@ -48,6 +48,11 @@ struct ckpt_replay {
 /* The messages between the coordinator and the shards: plain data (no
  * pointers), so that they can cross hosts later. */
 enum ckpt_msg_type { CKPT_TRIGGER = 1, CKPT_ACK, CKPT_COMMIT, CKPT_ANNOUNCE };
+/* Checkpoint flags, on triggers and in barrier entries (aux). */
+enum {
+    CKPT_FLAG_SAVEPOINT = 1, /* aligned, canonical state */
+    CKPT_FLAG_STOP = 2,      /* sources stop at the barrier */
+};
 struct ckpt_msg {
     uint32_t type;
     uint32_t shard; /* ACK: the acknowledging shard; ANNOUNCE: the sender */
@@ -56,7 +61,9 @@ struct ckpt_msg {
     uint32_t channel;     /* ANNOUNCE: the exchange */
     uint64_t state_bytes; /* ACK */
     uint64_t channel_state_bytes;
-    uint64_t position;     /* ANNOUNCE: the barrier's index in the channel */
+    uint64_t position; /* ANNOUNCE: the barrier's index in the channel */
+    uint32_t flags;    /* TRIGGER: CKPT_FLAG_* */
+    uint32_t reserved2;
     uint64_t alignment_ns; /* ACK: from the shard's cut to its last channel's barrier */
 };
 
@@ -78,6 +85,7 @@ struct ckpt_shard {
     uint64_t state_bytes;
     uint64_t cut_ns;
     uint64_t channels_done_ns;  /* when the last channel's barrier came */
+    uint32_t flags;             /* CKPT_FLAG_* of the open checkpoint */
     bool sources_cut;           /* positions recorded, barriers sent from the sources */
     bool state_cut;             /* state and timers snapshotted */
     uint32_t receivers;         /* receiver tasks of the shard */
@@ -87,6 +95,13 @@ struct ckpt_shard {
     struct ckpt_call ack;
     bool ack_pending; /* ack built, not yet submitted */
     bool ack_in_flight;
+};
+
+/* A generator split: events next, next + stride, ... below end. */
+struct gen_split {
+    uint64_t next;
+    uint64_t end;
+    uint64_t stride;
 };
 
 /* Entries a sender could not put in the ring yet, FIFO per target. */
@@ -213,8 +228,13 @@ struct task_state {
     /* End of input reached: advancing to MAX, then ending, then draining. */
     bool ending;
     bool ended;
-    /* Source. */
+    /* Source: the split being read, and the ones queued after it (a
+     * rescaled restore can give one shard several). */
     uint64_t first_index, next_index, end_index, stride;
+    struct gen_split *queued; /* [SPATE_SHARDS_MAX] */
+    uint32_t n_queued;
+    uint64_t done_before; /* events of earlier splits (rate pacing) */
+    bool stop_at_barrier; /* stop-with-savepoint: emit nothing more */
     int64_t max_ts;
     int64_t last_wm;
     bool idle;
@@ -261,7 +281,9 @@ struct ckpt_opts {
     int64_t min_pause_ms;
     uint32_t retained;
     bool unaligned;
-    char job_root[PATH_MAX]; /* <execution.checkpointing.dir>/<job name> */
+    char job_root[PATH_MAX];       /* <execution.checkpointing.dir>/<job name> */
+    char savepoint_path[PATH_MAX]; /* execution.savepoint.path: restore from it */
+    bool ignore_unclaimed_state;
 };
 
 /* The coordinator (on shard 0). */
@@ -281,6 +303,7 @@ struct ckpt_coord {
     struct ckpt_call out[SPATE_SHARDS_MAX];
     bool trigger_sent[SPATE_SHARDS_MAX];
     uint64_t last_completed_id;
+    uint32_t cur_flags; /* CKPT_FLAG_* of cur_id */
     uint64_t commit_id; /* completed, commit not yet sent to every shard */
     bool commit_sent[SPATE_SHARDS_MAX];
 };
@@ -290,7 +313,10 @@ struct ckpt_restore {
     uint64_t id;
     char dir[PATH_MAX];
     bool canonical;
-    void **shard_payload; /* [n]: shard-<s> files, verified */
+    bool savepoint;
+    uint32_t files;       /* shards that took it (may differ from this run's) */
+    bool has_channels;    /* it holds channel state */
+    void **shard_payload; /* [files]: shard-<s> files, verified */
     size_t *shard_bytes;
 };
 
@@ -310,6 +336,8 @@ struct exec {
     struct ckpt_coord *coord;     /* shard 0's, allocated by the main thread */
     struct ckpt_restore *restore; /* NULL: a fresh start */
     _Atomic bool interrupted;     /* a source stopped before its end (a drain) */
+    _Atomic bool stopping;        /* stop-with-savepoint: sources stopped at its barrier */
+    _Atomic bool stop_complete;   /* ... and it is complete: the job may end */
 };
 
 /* ---- exec.c services used by checkpoint.c ---------------------------------- */
@@ -318,7 +346,7 @@ int sp_exec_fail(struct shard_exec *se, int code, const char *what);
 void sp_exec_sender_flush(struct op *op, uint32_t target);
 /* Aligned barrier: ships the partly filled batches, then barrier `id`
  * behind everything queued, to every peer. */
-void sp_exec_sender_barrier(struct op *op, uint64_t id);
+void sp_exec_sender_barrier(struct op *op, uint64_t id, uint32_t flags);
 int sp_exec_emit(struct op *op, const void *rec, int64_t ts);
 bool sp_exec_task_blocked(struct task_state *ts);
 
@@ -345,7 +373,7 @@ int sp_ckpt_finish(struct exec *x, struct spate_error *err);
 void sp_ckpt_free(struct exec *x);
 
 /* Receiver hooks. on_barrier returns 0 or <0. */
-int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id);
+int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id, uint32_t flags);
 void sp_ckpt_on_batch(struct task_state *ts, uint32_t peer, const struct sp_batch *b,
                       uint32_t from_idx);
 int sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer);

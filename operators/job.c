@@ -70,6 +70,7 @@ static struct node *add_node(struct spate_job *job, enum node_kind kind, const c
     n->kind = kind;
     n->schema = schema;
     snprintf(n->name, sizeof(n->name), "%s", name ? name : "operator");
+    snprintf(n->uid, sizeof(n->uid), "%s", n->name);
     job->nodes[job->n_nodes++] = n;
     return n;
 }
@@ -93,9 +94,9 @@ static bool connect(struct spate_job *job, struct node *from, struct node *to)
         if (!(job))                                                                                \
             return NULL;                                                                           \
         if (!(in))                                                                                 \
-            return sp_job_fail((job), -EINVAL, "%s: input stream is NULL", __func__);            \
+            return sp_job_fail((job), -EINVAL, "%s: input stream is NULL", __func__);              \
         if ((job)->ran)                                                                            \
-            return sp_job_fail((job), -EINVAL, "%s: the job already ran", __func__);             \
+            return sp_job_fail((job), -EINVAL, "%s: the job already ran", __func__);               \
     } while (0)
 
 struct spate_stream *spate_source_generator(struct spate_job *job, const char *name,
@@ -189,8 +190,7 @@ uint64_t sp_source_dead_letters(const struct spate_stream *stream)
 }
 
 static struct node *one_input(struct spate_job *job, enum node_kind kind, const char *name,
-                              struct spate_stream *in, const struct spate_schema *schema,
-                              void *arg)
+                              struct spate_stream *in, const struct spate_schema *schema, void *arg)
 {
     struct node *n = add_node(job, kind, name, schema);
     if (!n || !connect(job, in->node, n))
@@ -362,8 +362,7 @@ static int declare_state(struct spate_stream *op, const char *name, enum sp_stat
         return -1;
     struct node *n = op->node;
     if ((n->kind != NODE_PROCESS && n->kind != NODE_KEYED) || n->n_states >= JOB_STATES_MAX ||
-        !name || value_bytes == 0 ||
-        ttl_ms < 0)
+        !name || value_bytes == 0 || ttl_ms < 0)
         return -1;
     for (uint32_t i = 0; i < n->n_states; i++)
         if (strcmp(n->states[i].name, name) == 0)
@@ -524,4 +523,12 @@ int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct 
         return spate_error_set(err, -EINVAL, "job '%s' already ran", job->name);
     job->ran = true;
     return sp_job_execute(job, cfg, err);
+}
+
+int spate_set_uid(struct spate_stream *op, const char *uid)
+{
+    if (!op || !uid || !uid[0] || strlen(uid) >= sizeof(op->node->uid) || strchr(uid, '/'))
+        return -EINVAL;
+    snprintf(op->node->uid, sizeof(op->node->uid), "%s", uid);
+    return 0;
 }

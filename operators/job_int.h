@@ -26,10 +26,11 @@
 #include "state/backend.h"
 #include "state/timers.h"
 
-#define JOB_NODES_MAX 256
-#define JOB_STATES_MAX 64
+#define JOB_NODES_MAX      256
+#define JOB_STATES_MAX     64
 #define NODE_CONSUMERS_MAX 16
-#define NODE_INPUTS_MAX 16
+#define NODE_INPUTS_MAX    16
+#define NODE_UID_BYTES     64
 
 enum node_kind {
     NODE_SOURCE_GEN = 1,
@@ -74,29 +75,30 @@ struct node {
     uint32_t id;
     enum node_kind kind;
     char name[64];
-    const struct spate_schema *schema;  /* output schema */
+    char uid[NODE_UID_BYTES];          /* stable id of its state in checkpoints (default: name) */
+    const struct spate_schema *schema; /* output schema */
     struct node *inputs[NODE_INPUTS_MAX];
     uint32_t n_inputs;
     struct node *consumers[NODE_CONSUMERS_MAX];
     uint32_t consumer_input_idx[NODE_CONSUMERS_MAX]; /* which input of the consumer */
     uint32_t n_consumers;
-    bool keyed;                          /* output is keyed (KEY_BY and keyed passthrough) */
-    struct node *key_source;             /* the KEY_BY node this keyed operator reads */
-    struct node *key_sources[2];         /* NODE_KEYED: the KEY_BY node of each input */
-    const struct sp_keyed_op_vtable *vt; /* NODE_KEYED */
+    bool keyed;                            /* output is keyed (KEY_BY and keyed passthrough) */
+    struct node *key_source;               /* the KEY_BY node this keyed operator reads */
+    struct node *key_sources[2];           /* NODE_KEYED: the KEY_BY node of each input */
+    const struct sp_keyed_op_vtable *vt;   /* NODE_KEYED */
     const struct sp_source_vtable *src_vt; /* NODE_SOURCE_EXT */
     const struct sp_sink_vtable *sink_vt;  /* NODE_SINK_EXT */
-    _Atomic uint64_t dead_letters;       /* NODE_SOURCE_EXT: summed over shards */
-    void *cfg;                           /* NODE_KEYED: copied configuration (freed with job) */
-    struct node *sides[8];               /* NODE_SIDE children, by tag */
+    _Atomic uint64_t dead_letters;         /* NODE_SOURCE_EXT: summed over shards */
+    void *cfg;                             /* NODE_KEYED: copied configuration (freed with job) */
+    struct node *sides[8];                 /* NODE_SIDE children, by tag */
     uint32_t n_sides;
-    uint32_t side_tag;                   /* NODE_SIDE: its tag in the parent */
+    uint32_t side_tag; /* NODE_SIDE: its tag in the parent */
     /* Kind-specific parameters. */
     union {
         struct {
             spate_generator_fn fn;
             struct spate_generator_opts opts;
-            int ts_field;                /* field index or -1 */
+            int ts_field; /* field index or -1 */
         } gen;
         struct {
             int64_t out_of_orderness_ms;
@@ -114,8 +116,8 @@ struct node {
         } flat_map;
         struct {
             spate_key_fn fn;
-            int field;                   /* key_by_field: field index, else -1 */
-            uint32_t channel;            /* data channel of this exchange */
+            int field;        /* key_by_field: field index, else -1 */
+            uint32_t channel; /* data channel of this exchange */
         } key_by;
         struct {
             struct spate_process_fns fns;
@@ -142,7 +144,15 @@ struct spate_job {
     struct exec *exec; /* during run */
     enum spate_state_backend_type state_backend;
     struct spate_checkpoint_stats ck_stats; /* written by the coordinator (shard 0) */
+    /* Savepoint requests (spate_job_trigger_savepoint, any thread): the
+     * state goes 0 -> SAVEPOINT_FILLING -> SAVEPOINT_REQUESTED (dir and
+     * stop valid) -> SAVEPOINT_RUNNING -> SAVEPOINT_DONE or < 0. */
+    _Atomic int savepoint_state;
+    char savepoint_dir[4096];
+    bool savepoint_stop;
 };
+
+enum { SAVEPOINT_DONE = 2, SAVEPOINT_FILLING = 3, SAVEPOINT_REQUESTED = 4, SAVEPOINT_RUNNING = 1 };
 
 /* Remembers the first builder error; returns NULL for the caller to return. */
 void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
@@ -150,13 +160,13 @@ void *sp_job_fail(struct spate_job *job, int code, const char *fmt, ...)
 
 /* job_state.c: the keyed state backend of each shard, from config. */
 struct sp_job_state_opts {
-    enum spate_state_backend_type type;   /* MEMORY or ROCKSDB, resolved */
+    enum spate_state_backend_type type;      /* MEMORY or ROCKSDB, resolved */
     char job_dir[SPATE_STATE_DIR_BYTES_MAX]; /* RocksDB: this run's directory */
     uint64_t block_cache_bytes;
     uint64_t write_buffer_bytes;
     uint32_t max_write_buffers;
     uint32_t background_jobs;
-    int64_t ttl_cleanup_interval_ms;      /* 0: no background sweep */
+    int64_t ttl_cleanup_interval_ms; /* 0: no background sweep */
     uint32_t ttl_cleanup_budget;
 };
 /* Reads state.* keys (and the job's override); creates the RocksDB run
@@ -165,14 +175,13 @@ int sp_job_state_opts(const struct spate_job *job, const struct spate_config *cf
                       struct sp_job_state_opts *o, struct spate_error *err);
 /* Creates shard `shard`'s backend for its key groups. */
 int sp_job_state_create(const struct sp_job_state_opts *o, uint32_t shard, uint32_t first_kg,
-                        uint32_t end_kg, uint32_t max_parallelism,
-                        struct sp_state_backend **out, struct spate_error *err);
+                        uint32_t end_kg, uint32_t max_parallelism, struct sp_state_backend **out,
+                        struct spate_error *err);
 /* Removes the run directory (after every shard destroyed its backend). */
 void sp_job_state_cleanup(const struct sp_job_state_opts *o);
 
 /* exec.c */
-int sp_job_execute(struct spate_job *job, const struct spate_config *cfg,
-                   struct spate_error *err);
+int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct spate_error *err);
 void sp_collector_free(struct spate_collector *c);
 struct spate_collector *sp_collector_new(const struct spate_schema *schema);
 

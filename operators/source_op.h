@@ -45,9 +45,9 @@ struct sp_source_vtable {
 };
 
 struct sp_source_opts {
-    const char *timestamp_field;  /* NULL: ingestion time */
+    const char *timestamp_field; /* NULL: ingestion time */
     int64_t out_of_orderness_ms;
-    int64_t idle_timeout_ms;      /* 0: never idle */
+    int64_t idle_timeout_ms; /* 0: never idle */
 };
 
 /* Adds a source node (job.c). cfg is copied (cfg_bytes). NULL on error. */

@@ -1288,7 +1288,7 @@ static int scan_section(struct snap_file *f, uint32_t kg, struct reader *r,
 }
 
 static int restore_canonical(struct sp_state_backend *b, const char *const *paths, uint32_t n,
-                             struct spate_error *err)
+                             bool load, struct spate_error *err)
 {
     uint32_t groups = b->end_kg - b->first_kg;
     struct snap_file *files = calloc(n, sizeof(*files));
@@ -1370,7 +1370,7 @@ static int restore_canonical(struct sp_state_backend *b, const char *const *path
         rc = scan_section(&files[owner[g]], b->first_kg + g, &r, NULL, err);
 
     /* 4. Register, then load. */
-    for (uint32_t i = 0; i < n && !rc; i++)
+    for (uint32_t i = 0; i < n && !rc && load; i++)
         for (uint32_t s = 0; s < files[i].state_count && !rc; s++) {
             struct file_state *fs = &files[i].states[s];
             rc = sp_state_register(b, fs->name, fs->kind, fs->ttl_ms, &fs->id);
@@ -1378,7 +1378,7 @@ static int restore_canonical(struct sp_state_backend *b, const char *const *path
                 spate_error_set(err, rc, "restore: registering state '%s' from %s: %s", fs->name,
                                 files[i].path, spate_strerror(rc));
         }
-    for (uint32_t g = 0; g < groups && !rc; g++)
+    for (uint32_t g = 0; g < groups && !rc && load; g++)
         rc = scan_section(&files[owner[g]], b->first_kg + g, &r, b, err);
 
 out:
@@ -1416,7 +1416,7 @@ int sp_state_restore_native(struct sp_state_backend *b, const char *dir, const c
     int rc;
     if (stat(canon, &st) == 0 && S_ISREG(st.st_mode)) {
         const char *p = canon;
-        rc = restore_canonical(b, &p, 1, err);
+        rc = restore_canonical(b, &p, 1, true, err);
     } else if (b->ops->native_restore) {
         char *shared = shared_dir ? NULL : default_shared_dir(dir);
         if (!shared_dir && !shared)
@@ -1484,12 +1484,24 @@ int sp_state_restore(struct sp_state_backend *b, const char *const *paths, uint3
         for (uint32_t i = 0; i < n && !rc; i++)
             rc = sp_state_restore_native(b, paths[i], NULL, err);
     } else if (!rc) {
-        rc = restore_canonical(b, files, n, err);
+        rc = restore_canonical(b, files, n, true, err);
     }
 out:
     for (uint32_t i = 0; owned && i < n; i++)
         free(owned[i]);
     free(owned);
     free(files);
+    return rc;
+}
+
+int sp_state_snapshot_verify(const char *const *paths, uint32_t n, uint32_t max_parallelism,
+                             struct spate_error *err)
+{
+    struct sp_state_backend *b = NULL;
+    int rc = sp_state_memory_create(0, max_parallelism, max_parallelism, &b);
+    if (rc < 0)
+        return spate_error_set(err, rc, "verify: out of memory");
+    rc = restore_canonical(b, paths, n, false, err);
+    sp_state_destroy(b);
     return rc;
 }

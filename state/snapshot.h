@@ -123,6 +123,14 @@ int sp_state_snapshot_native(struct sp_state_backend *b, const char *dir, const 
 int sp_state_restore(struct sp_state_backend *b, const char *const *paths, uint32_t n,
                      struct spate_error *err);
 
+/* Verifies canonical snapshot files as sp_state_restore would before
+ * loading anything (every section, checksums, that every key group of
+ * [0, max_parallelism) is in exactly one file) without loading: a restore
+ * checks its files before it commits anything that depends on them. Reads
+ * every file in full. 0 or the error sp_state_restore would give. */
+int sp_state_snapshot_verify(const char *const *paths, uint32_t n, uint32_t max_parallelism,
+                             struct spate_error *err);
+
 /* The restore of one native snapshot directory with its shared directory
  * (NULL: "<parent of dir>/shared"). A directory holding
  * SP_SNAPSHOT_CANONICAL_FILE is restored from that file on any backend;

@@ -10,7 +10,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <chrono>
 #include <map>
+#include <thread>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -21,6 +23,7 @@
 extern "C" {
 #include "core/dir.h"
 #include "spate/job.h"
+#include "spate/window.h"
 }
 
 namespace
@@ -178,6 +181,295 @@ TEST(CheckpointConfig, IntervalWithoutDirectoryIsRefusedNamingTheKeys)
     spate_config_destroy(cfg);
     spate_job_destroy(job);
     spate_schema_destroy(schema);
+}
+
+} // namespace
+
+// ---- savepoints: stop, rescale, switch backends ---------------------------------------
+
+namespace
+{
+
+constexpr uint64_t kSpEvents = 60000, kSpKeys = 40;
+constexpr int64_t kSpWindowMs = 1000;
+
+struct TsRec {
+    int64_t ts;
+    int64_t key;
+    int64_t seq;
+};
+
+struct WinOut {
+    int64_t key;
+    int64_t start;
+    int64_t count;
+    int64_t seq_sum; // depends on how splits interleave; its total per key does not
+    int64_t ts_sum;
+};
+
+struct SpArgs {
+    int number_state = -1;
+};
+
+int sp_gen(spate_gen_ctx *g, uint64_t i, void *out, void *)
+{
+    *static_cast<TsRec *>(out) =
+        TsRec{(int64_t)i, (int64_t)(spate_gen_random(g, i, 0) % kSpKeys), 0};
+    return 1;
+}
+
+int sp_number(spate_ctx *c, const void *in, void *arg)
+{
+    auto *a = static_cast<SpArgs *>(arg);
+    int64_t n = 0;
+    spate_value_get(c, a->number_state, &n);
+    n++;
+    if (spate_value_put(c, a->number_state, &n) < 0)
+        return -1;
+    TsRec r = *static_cast<const TsRec *>(in);
+    r.seq = n;
+    return spate_emit(c, &r);
+}
+
+struct WinAcc {
+    int64_t count;
+    int64_t sum;
+    int64_t ts_sum;
+};
+
+void win_create(void *acc, void *)
+{
+    *static_cast<WinAcc *>(acc) = WinAcc{0, 0, 0};
+}
+void win_add(void *acc, const void *in, void *)
+{
+    auto *a = static_cast<WinAcc *>(acc);
+    a->count++;
+    a->sum += static_cast<const TsRec *>(in)->seq;
+    a->ts_sum += static_cast<const TsRec *>(in)->ts;
+}
+int win_result(spate_ctx *c, const spate_window *w, const void *acc, void *out, void *)
+{
+    auto *a = static_cast<const WinAcc *>(acc);
+    uint32_t kb = 0;
+    int64_t key = 0;
+    memcpy(&key, spate_ctx_key(c, &kb), sizeof(key));
+    *static_cast<WinOut *>(out) = WinOut{key, w->start_ms, a->count, a->sum, a->ts_sum};
+    return 1;
+}
+
+struct SpJob {
+    spate_schema *in = nullptr, *out = nullptr;
+    spate_job *job = nullptr;
+    spate_collector *collected = nullptr;
+    SpArgs args;
+
+    // window_uid: the window operator's uid (nullptr: its name).
+    void build(double rate, const char *window_uid)
+    {
+        ASSERT_EQ(0, spate_schema_create("tsrec", sizeof(TsRec), &in));
+        SPATE_SCHEMA_FIELD(in, TsRec, ts, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(in, TsRec, key, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(in, TsRec, seq, SPATE_TYPE_I64);
+        ASSERT_EQ(0, spate_schema_create("winout", sizeof(WinOut), &out));
+        SPATE_SCHEMA_FIELD(out, WinOut, key, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(out, WinOut, start, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(out, WinOut, count, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(out, WinOut, seq_sum, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(out, WinOut, ts_sum, SPATE_TYPE_I64);
+        ASSERT_EQ(0, spate_job_create("rescalable", &job));
+        spate_generator_opts o{};
+        o.count = kSpEvents;
+        o.seed = 11;
+        o.rate_per_s = rate;
+        o.timestamp_field = "ts";
+        auto *src = spate_source_generator(job, "gen", in, sp_gen, nullptr, &o);
+        spate_process_fns nf{sp_number, nullptr};
+        auto *numbered =
+            spate_process(job, "number", spate_key_by_field(job, src, "key"), in, &nf, &args);
+        args.number_state = spate_value_state(numbered, "n", sizeof(int64_t), 0);
+        spate_window_spec spec{};
+        spec.kind = SPATE_WINDOW_TUMBLING;
+        spec.domain = SPATE_EVENT_TIME;
+        spec.size_ms = kSpWindowMs;
+        spate_aggregate_fns fns{sizeof(WinAcc), win_create, win_add, nullptr, win_result};
+        auto *win = spate_window_aggregate(job, "windows", spate_key_by_field(job, numbered, "key"),
+                                           &spec, out, &fns, nullptr);
+        ASSERT_NE(nullptr, win);
+        if (window_uid) {
+            ASSERT_EQ(0, spate_set_uid(win, window_uid));
+        }
+        ASSERT_EQ(0, spate_sink_collect(job, "out", win, &collected));
+    }
+
+    ~SpJob()
+    {
+        spate_job_destroy(job);
+        spate_schema_destroy(in);
+        spate_schema_destroy(out);
+    }
+
+    void add_to(std::map<std::pair<int64_t, int64_t>, std::vector<WinAcc>> &got) const
+    {
+        for (uint64_t i = 0; i < spate_collector_count(collected); i++) {
+            auto *w = static_cast<const WinOut *>(spate_collector_record(collected, i));
+            got[{w->key, w->start}].push_back(WinAcc{w->count, w->seq_sum, w->ts_sum});
+        }
+    }
+};
+
+// Every (key, window) once, with the count and event times an uninterrupted
+// run computes; per key, the sequence numbers of all its windows are
+// 1 .. count(key) (their split among windows depends on how the two
+// splits interleave, which no run controls).
+void expect_uninterrupted_result(
+    const std::map<std::pair<int64_t, int64_t>, std::vector<WinAcc>> &got)
+{
+    std::map<std::pair<int64_t, int64_t>, WinAcc> want;
+    std::map<int64_t, int64_t> seq;
+    for (uint64_t i = 0; i < kSpEvents; i++) {
+        // spate_gen_random's documented formula (spate/job.h), seed 11, n 0.
+        uint64_t z = 11 ^ (i * 0x9E3779B97F4A7C15ull) ^ 0;
+        z += 0x9E3779B97F4A7C15ull;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        int64_t key = (int64_t)(z % kSpKeys);
+        auto &w = want[{key, (int64_t)i / kSpWindowMs * kSpWindowMs}];
+        w.count++;
+        w.ts_sum += (int64_t)i;
+        seq[key]++;
+    }
+    std::map<int64_t, int64_t> seq_total;
+    ASSERT_EQ(want.size(), got.size());
+    for (auto &kv : want) {
+        auto it = got.find(kv.first);
+        ASSERT_NE(got.end(), it) << "window missing: key " << kv.first.first << " start "
+                                 << kv.first.second;
+        ASSERT_EQ(1u, it->second.size())
+            << "window fired twice: key " << kv.first.first << " start " << kv.first.second
+            << ": count " << it->second[0].count << " then " << it->second[1].count;
+        EXPECT_EQ(kv.second.count, it->second[0].count) << "key " << kv.first.first;
+        EXPECT_EQ(kv.second.ts_sum, it->second[0].ts_sum) << "key " << kv.first.first;
+        seq_total[kv.first.first] += it->second[0].sum;
+    }
+    for (auto &kv : seq)
+        EXPECT_EQ(kv.second * (kv.second + 1) / 2, seq_total[kv.first])
+            << "key " << kv.first << ": its numbering did not continue from the savepoint";
+}
+
+std::string fresh_dir(const std::string &what)
+{
+    std::string d = testing::TempDir() + "spate_sp_" + std::to_string(getpid()) + "_" + what;
+    EXPECT_EQ(0, sp_dir_remove(d.c_str(), nullptr));
+    return d;
+}
+
+spate_config *sp_config(unsigned shards, const std::string &ck_dir, const char *backend)
+{
+    spate_config *cfg = config_for(shards);
+    spate_error err{};
+    EXPECT_EQ(0, spate_config_set_kv(cfg, "execution.checkpointing.interval=50ms", &err));
+    EXPECT_EQ(0,
+              spate_config_set(cfg, "execution.checkpointing.dir", ck_dir.c_str(), "test", &err));
+    EXPECT_EQ(0, spate_config_set(cfg, "state.backend.type", backend, "test", &err));
+    return cfg;
+}
+
+// Runs the paced job on 2 shards and stops it with a savepoint at `dir`.
+void stop_with_savepoint(const std::string &ck_dir, const std::string &sp_dir,
+                         std::map<std::pair<int64_t, int64_t>, std::vector<WinAcc>> &got)
+{
+    SpJob a;
+    a.build(20000, nullptr);
+    spate_config *cfg = sp_config(2, ck_dir, "memory");
+    std::thread stopper([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(600));
+        EXPECT_EQ(0, spate_job_trigger_savepoint(a.job, sp_dir.c_str(), true));
+    });
+    spate_error err{};
+    int rc = spate_job_run(a.job, cfg, &err);
+    stopper.join();
+    ASSERT_EQ(0, rc) << err.message;
+    ASSERT_EQ(2, spate_job_savepoint_status(a.job)) << "the savepoint did not complete";
+    a.add_to(got);
+    spate_config_destroy(cfg);
+}
+
+struct RescaleParam {
+    unsigned shards;
+    const char *backend;
+};
+
+class Savepoint : public testing::TestWithParam<RescaleParam>
+{
+};
+
+TEST_P(Savepoint, StopOnTwoShardsRestoreOnOthersEqualsAnUninterruptedRun)
+{
+    const RescaleParam p = GetParam();
+    std::string tag = std::to_string(p.shards) + p.backend;
+    std::string ck1 = fresh_dir("ck1_" + tag), ck2 = fresh_dir("ck2_" + tag),
+                sp = fresh_dir("sp_" + tag);
+    std::map<std::pair<int64_t, int64_t>, std::vector<WinAcc>> got;
+    stop_with_savepoint(ck1, sp, got);
+    ASSERT_LT(got.size(), kSpEvents / kSpWindowMs * kSpKeys)
+        << "stopped after the end: nothing to restore";
+
+    SpJob b;
+    b.build(0, nullptr);
+    spate_config *cfg = sp_config(p.shards, ck2, p.backend);
+    spate_error err{};
+    ASSERT_EQ(0, spate_config_set(cfg, "execution.savepoint.path", sp.c_str(), "test", &err));
+    ASSERT_EQ(0, spate_job_run(b.job, cfg, &err)) << err.message;
+    spate_checkpoint_stats st{};
+    ASSERT_EQ(0, spate_job_checkpoint_stats(b.job, &st));
+    EXPECT_GT(st.restored_id, 0u);
+    b.add_to(got);
+    expect_uninterrupted_result(got);
+    spate_config_destroy(cfg);
+    for (auto &d : {ck1, ck2, sp})
+        sp_dir_remove(d.c_str(), nullptr);
+}
+
+INSTANTIATE_TEST_SUITE_P(Rescale, Savepoint,
+                         testing::Values(RescaleParam{1, "memory"}, RescaleParam{3, "memory"},
+                                         RescaleParam{4, "memory"}, RescaleParam{2, "rocksdb"}),
+                         [](const testing::TestParamInfo<RescaleParam> &i) {
+                             return std::to_string(i.param.shards) + "shards_" + i.param.backend;
+                         });
+
+TEST(SavepointUids, StateWithoutAnOperatorIsRefusedUnlessAllowed)
+{
+    std::string ck1 = fresh_dir("uid_ck1"), ck2 = fresh_dir("uid_ck2"), ck3 = fresh_dir("uid_ck3"),
+                sp = fresh_dir("uid_sp");
+    std::map<std::pair<int64_t, int64_t>, std::vector<WinAcc>> got;
+    stop_with_savepoint(ck1, sp, got);
+    {
+        SpJob b;
+        b.build(0, "renamed-windows");
+        spate_config *cfg = sp_config(2, ck2, "memory");
+        spate_error err{};
+        ASSERT_EQ(0, spate_config_set(cfg, "execution.savepoint.path", sp.c_str(), "test", &err));
+        EXPECT_NE(0, spate_job_run(b.job, cfg, &err));
+        EXPECT_NE(nullptr, strstr(err.message, "windows/")) << err.message;
+        EXPECT_NE(nullptr, strstr(err.message, "ignore-unclaimed-state")) << err.message;
+        EXPECT_EQ(0u, spate_collector_count(b.collected));
+        spate_config_destroy(cfg);
+    }
+    {
+        SpJob c;
+        c.build(0, "renamed-windows");
+        spate_config *cfg = sp_config(2, ck3, "memory");
+        spate_error err{};
+        ASSERT_EQ(0, spate_config_set(cfg, "execution.savepoint.path", sp.c_str(), "test", &err));
+        ASSERT_EQ(
+            0, spate_config_set_kv(cfg, "execution.savepoint.ignore-unclaimed-state=true", &err));
+        EXPECT_EQ(0, spate_job_run(c.job, cfg, &err)) << err.message;
+        spate_config_destroy(cfg);
+    }
+    for (auto &d : {ck1, ck2, ck3, sp})
+        sp_dir_remove(d.c_str(), nullptr);
 }
 
 } // namespace

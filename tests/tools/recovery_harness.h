@@ -143,8 +143,9 @@ struct JobSpec {
     uint64_t seed = 0;
     uint64_t rate_per_s = 0; // 0: as fast as it goes
     int shards = 2;
-    int interval_ms = 100;           // execution.checkpointing.interval
-    std::vector<std::string> config; // extra -D key=value
+    int interval_ms = 100;            // execution.checkpointing.interval
+    std::vector<std::string> config;  // extra -D key=value
+    std::vector<std::string> options; // extra program options, e.g. "--check-spin-ns=3000"
 };
 
 inline std::vector<std::string> job_args(const JobSpec &j)
@@ -166,6 +167,7 @@ inline std::vector<std::string> job_args(const JobSpec &j)
         args.push_back("-D");
         args.push_back(kv);
     }
+    args.insert(args.end(), j.options.begin(), j.options.end());
     return args;
 }
 

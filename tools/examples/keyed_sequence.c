@@ -11,7 +11,12 @@
  * the file sink, which is transactional when checkpoints are on.
  *
  *   spate-example-keyed-sequence --out DIR [--events N] [--keys K]
- *       [--seed S] [--rate EVENTS_PER_S] [-D key=value ...]
+ *       [--seed S] [--rate EVENTS_PER_S] [--check-spin-ns N]
+ *       [-D key=value ...]
+ *
+ * --check-spin-ns N makes the check operator busy-spin N ns per record
+ * (default 0): a slow operator, so that the rings in front of it fill up
+ * and checkpoints are taken under backpressure.
  *
  * Run it with -D execution.checkpointing.interval=150ms
  * -D execution.checkpointing.dir=DIR; run it again with the same directory
@@ -23,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "spate/config.h"
 #include "spate/file.h"
@@ -37,7 +43,23 @@ struct job_args {
     uint64_t keys;
     int seq_state;
     int check_state;
+    uint64_t check_spin_ns; /* busy-spin per record in check (--check-spin-ns) */
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Burns ns of CPU without yielding: a slow operator. */
+static void spin(uint64_t ns)
+{
+    uint64_t until = now_ns() + ns;
+    while (now_ns() < until) {
+    }
+}
 
 static int generate(struct spate_gen_ctx *g, uint64_t i, void *out, void *arg)
 {
@@ -68,6 +90,8 @@ static int check(struct spate_ctx *c, const void *in, void *arg)
 {
     const struct job_args *a = arg;
     const struct seq_rec *r = in;
+    if (a->check_spin_ns)
+        spin(a->check_spin_ns);
     int64_t last = 0;
     spate_value_get(c, a->check_state, &last);
     if (r->seq != last + 1) {
@@ -82,7 +106,7 @@ static int check(struct spate_ctx *c, const void *in, void *arg)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: spate-example-keyed-sequence --out DIR [--events N] [--keys K] "
-               "[--seed S] [--rate EVENTS_PER_S] [-D key=value ...]\n");
+               "[--seed S] [--rate EVENTS_PER_S] [--check-spin-ns N] [-D key=value ...]\n");
 }
 
 int main(int argc, char **argv)
@@ -101,6 +125,7 @@ int main(int argc, char **argv)
         {"keys", required_argument, NULL, 'k'},
         {"seed", required_argument, NULL, 's'},
         {"rate", required_argument, NULL, 'r'},
+        {"check-spin-ns", required_argument, NULL, 'c'}, /* busy-spin in check */
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -121,6 +146,9 @@ int main(int argc, char **argv)
             break;
         case 'r':
             rate = strtod(optarg, NULL);
+            break;
+        case 'c':
+            a.check_spin_ns = strtoull(optarg, NULL, 10);
             break;
         case 'D':
             if (spate_config_set_kv(cfg, optarg, &err) < 0) {

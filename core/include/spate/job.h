@@ -138,6 +138,17 @@ struct spate_stream *spate_source_generator(struct spate_job *job, const char *n
 uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n);
 uint32_t spate_gen_shard(const struct spate_gen_ctx *g);
 
+/* ---- operator ids ---------------------------------------------------------- */
+
+/*
+ * Gives operator `op` a stable id (Flink's uid): its state, timers and
+ * source positions are stored in checkpoints and savepoints under it, so
+ * that they map to the same operator after the job changes. Default: the
+ * operator's name. Ids of operators with state must be unique in a job
+ * taking checkpoints. 1-63 bytes, no '/'. Returns 0 or -EINVAL.
+ */
+int spate_set_uid(struct spate_stream *op, const char *uid);
+
 /* ---- stateless operators ------------------------------------------------- */
 
 /* Writes the output record into `out` (zeroed, out schema). Return 1 to emit,
@@ -265,6 +276,26 @@ int64_t spate_collector_timestamp(const struct spate_collector *c, uint64_t i);
 /* Writes JSON lines to standard output (one write per shard buffer, lines
  * never interleave). */
 int spate_sink_stdout(struct spate_job *job, const char *name, struct spate_stream *in);
+
+/* ---- savepoints ------------------------------------------------------------ */
+
+/*
+ * Asks a running job (call it from another thread while spate_job_run
+ * runs; the job must take checkpoints) for a savepoint in directory `dir`
+ * (created; must not hold one already): an aligned checkpoint in the
+ * canonical format, without channel state, restorable on any shard count
+ * and state backend with execution.savepoint.path (Flink's savepoint).
+ * With `stop`, the sources stop at the savepoint's barrier and the job
+ * ends once it is complete, without advancing event time to the end
+ * (Flink's stop-with-savepoint without --drain): a job restored from it
+ * continues exactly where this one stopped. Returns 0 (requested),
+ * -EBUSY (one is pending) or -EINVAL (bad arguments).
+ */
+int spate_job_trigger_savepoint(struct spate_job *job, const char *dir, bool stop);
+
+/* The last requested savepoint: 0 none, 1 pending, 2 complete, <0 failed
+ * (an errno or SPATE_E* code). Any thread. */
+int spate_job_savepoint_status(const struct spate_job *job);
 
 /* ---- checkpoint statistics ------------------------------------------------- */
 
