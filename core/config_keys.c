@@ -268,6 +268,31 @@ static const struct sp_config_key registry[] = {
         .description = "Start from a savepoint even when some of its state has no operator "
                        "(uid) in the job; that state is dropped (Flink's allowNonRestoredState).",
     },
+    {
+        .name = "restart-strategy.type",
+        .type = SPATE_CONFIG_ENUM,
+        .default_text = "none",
+        .enum_words = "none|fixed-delay",
+        .description = "What a job that fails while running does (Flink's restart-strategy.type): "
+                       "none (fail) or fixed-delay (start again from its newest checkpoint, in "
+                       "the same process; needs checkpoints).",
+    },
+    {
+        .name = "restart-strategy.fixed-delay.attempts",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "3",
+        .min = 0,
+        .max = 1000000,
+        .description = "Restarts before the job is failed for good.",
+    },
+    {
+        .name = "restart-strategy.fixed-delay.delay",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "1s",
+        .min = 0,
+        .max = (int64_t)3600 * 1000,
+        .description = "Wait between a failure and the restart.",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

@@ -25,6 +25,12 @@
  *     flight, so its number cannot be reused under that read; a reader
  *     destroyed with a read in flight becomes an orphan that the completion
  *     frees.
+ *  7. done_off / done_lines: the file offset just past the last record
+ *     returned (chunk's file_off + pos once scan consumed its '\n'; the
+ *     file's end for a last line without one) and line_no there. A seek
+ *     sets them, drops what is buffered, and marks a read in flight
+ *     read_discard: it completes into nothing (offset untouched) but still
+ *     runs on_ready, since the caller may wait for it.
  */
 #define _GNU_SOURCE
 #include "io/file_reader.h"
@@ -47,8 +53,9 @@ enum chunk_state { CHUNK_FREE, CHUNK_READING, CHUNK_FULL };
 
 struct chunk {
     char *data;
-    uint32_t len; /* bytes the read returned */
-    uint32_t pos; /* bytes consumed */
+    uint32_t len;      /* bytes the read returned */
+    uint32_t pos;      /* bytes consumed */
+    uint64_t file_off; /* where in the file the read into it started */
     enum chunk_state state;
 };
 
@@ -61,9 +68,10 @@ struct sp_file_reader {
     /* The read in flight. */
     bool reading;
     uint32_t reading_idx;
-    int read_fd;     /* descriptor it reads (invariant 6) */
-    bool read_stale; /* its file was closed: drop the data, close read_fd */
-    bool orphaned;   /* the reader was destroyed: free everything */
+    int read_fd;       /* descriptor it reads (invariant 6) */
+    bool read_stale;   /* its file was closed: drop the data, close read_fd */
+    bool read_discard; /* sp_file_reader_seek moved on: drop the data */
+    bool orphaned;     /* the reader was destroyed: free everything */
     uint32_t retries;
     /* The open file. */
     int fd;
@@ -81,6 +89,9 @@ struct sp_file_reader {
     bool at_line_start;
     int64_t line_no;
     int64_t record_line;
+    /* Just past the last record returned (invariant 7). */
+    uint64_t done_off;
+    int64_t done_lines;
     struct sp_file_reader_stats stats; /* in_flight filled on demand */
     char path[PATH_MAX];
 };
@@ -104,9 +115,17 @@ static void read_done(struct sp_shard *shard, struct sp_io_op *op, int res)
     if (r->orphaned || r->read_stale) {
         close(r->read_fd);
         r->read_stale = false;
+        r->read_discard = false;
         c->state = CHUNK_FREE;
         if (r->orphaned)
             free_all(r);
+        return;
+    }
+    if (r->read_discard) { /* a seek moved on (invariant 7) */
+        r->read_discard = false;
+        c->state = CHUNK_FREE;
+        if (r->opts.on_ready)
+            r->opts.on_ready(r->opts.arg);
         return;
     }
     if (res > 0) {
@@ -209,7 +228,48 @@ int sp_file_reader_open(struct sp_file_reader *r, const char *path, struct spate
     r->at_line_start = true;
     r->line_no = 0;
     r->record_line = 0;
+    r->done_off = 0;
+    r->done_lines = 0;
     return 0;
+}
+
+int sp_file_reader_seek(struct sp_file_reader *r, uint64_t offset, int64_t lines)
+{
+    if (r->fd < 0)
+        return -EBADF;
+    if (lines < 0 || offset > (uint64_t)INT64_MAX)
+        return -EINVAL;
+    for (uint32_t i = 0; i < 2; i++)
+        if (r->chunk[i].state == CHUNK_FULL)
+            r->chunk[i].state = CHUNK_FREE;
+    /* The chunk of a read in flight is consumed first: next() waits for it
+     * (invariant 2), and its completion frees it. */
+    if (r->reading) {
+        r->read_discard = true;
+        r->cur = r->reading_idx;
+    } else {
+        r->cur = 0;
+    }
+    r->offset = offset;
+    r->eof = false;
+    r->error = 0;
+    r->ended = false;
+    r->retries = 0;
+    r->carry_len = 0;
+    r->reset_carry = false;
+    r->in_record = r->overflow = r->quote_open = false;
+    r->at_line_start = true;
+    r->line_no = lines;
+    r->record_line = lines;
+    r->done_off = offset;
+    r->done_lines = lines;
+    return 0;
+}
+
+void sp_file_reader_tell(const struct sp_file_reader *r, uint64_t *offset, int64_t *lines)
+{
+    *offset = r->done_off;
+    *lines = r->done_lines;
 }
 
 void sp_file_reader_close(struct sp_file_reader *r)
@@ -243,6 +303,7 @@ static int submit_read(struct sp_file_reader *r, uint32_t idx)
     if (!sqe)
         return 0;
     io_uring_prep_read(sqe, r->fd, r->chunk[idx].data, r->opts.chunk_bytes, r->offset);
+    r->chunk[idx].file_off = r->offset;
     r->chunk[idx].state = CHUNK_READING;
     r->reading = true;
     r->reading_idx = idx;
@@ -290,6 +351,13 @@ static void take_record(struct sp_file_reader *r, struct sp_file_line *out)
     r->reset_carry = true;
 }
 
+/* The record returned now ends at file offset `off` (invariant 7). */
+static void record_ends(struct sp_file_reader *r, uint64_t off)
+{
+    r->done_off = off;
+    r->done_lines = r->line_no;
+}
+
 /* Consumes chunk c from its position until a record ends (true, *out
  * filled) or the chunk is used up (false). */
 static bool scan(struct sp_file_reader *r, struct chunk *c, struct sp_file_line *out)
@@ -314,6 +382,7 @@ static bool scan(struct sp_file_reader *r, struct chunk *c, struct sp_file_line 
         r->at_line_start = true;
         if (r->overflow) { /* skipped to the end of an overlong record */
             take_record(r, out);
+            record_ends(r, c->file_off + c->pos);
             return true;
         }
         bool odd = r->opts.csv_quotes && !sp_csv_line_complete(p, seg);
@@ -324,6 +393,7 @@ static bool scan(struct sp_file_reader *r, struct chunk *c, struct sp_file_line 
                                          .bytes = too_long ? SPATE_LINE_BYTES_MAX : len,
                                          .line_no = r->record_line,
                                          .too_long = too_long};
+            record_ends(r, c->file_off + c->pos);
             return true;
         }
         r->quote_open = r->quote_open != odd;
@@ -333,6 +403,7 @@ static bool scan(struct sp_file_reader *r, struct chunk *c, struct sp_file_line 
             continue;
         }
         take_record(r, out);
+        record_ends(r, c->file_off + c->pos);
         return true;
     }
     return false;
@@ -380,6 +451,7 @@ int sp_file_reader_next(struct sp_file_reader *r, struct sp_file_line *out)
             r->ended = true;
             if (r->in_record) { /* a last line without '\n' */
                 take_record(r, out);
+                record_ends(r, r->offset);
                 return SP_FILE_LINE;
             }
             return SP_FILE_EOF;

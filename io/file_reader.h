@@ -104,6 +104,29 @@ int sp_file_reader_open(struct sp_file_reader *r, const char *path, struct spate
  */
 int sp_file_reader_next(struct sp_file_reader *r, struct sp_file_line *out);
 
+/*
+ * Where the records returned so far end, to resume there (checkpoints):
+ * *offset is the file offset just past the last record returned - past its
+ * last physical line's '\n', or the file's end for a last line without
+ * one - and *lines the number of physical lines up to there (the last
+ * record's last line number). (0, 0) right after open; a seek's arguments
+ * right after a seek. Lines not returned yet (a record being assembled, a
+ * chunk read ahead) are not counted.
+ */
+void sp_file_reader_tell(const struct sp_file_reader *r, uint64_t *offset, int64_t *lines);
+
+/*
+ * Goes on reading the open file at byte `offset`, as if `lines` physical
+ * lines came before it (the next line returned is number lines + 1): what
+ * tell returned, possibly in an earlier run. `offset` must be where a line
+ * starts (past the end of the file: SP_FILE_EOF). Drops what is buffered
+ * and the record being assembled; a read in flight completes into nothing,
+ * and opts.on_ready still runs for it, so a caller that got SP_FILE_WAIT
+ * keeps waiting for it. The line returned last is invalid afterwards. 0,
+ * -EBADF (no file open) or -EINVAL (lines < 0, offset > INT64_MAX).
+ */
+int sp_file_reader_seek(struct sp_file_reader *r, uint64_t offset, int64_t lines);
+
 /* Closes the open file (harmless when none is). A read still in flight
  * keeps the descriptor open until it completes; its data is dropped. */
 void sp_file_reader_close(struct sp_file_reader *r);

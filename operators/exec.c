@@ -938,10 +938,47 @@ static uint64_t next_processing_deadline(struct task_state *ts)
 
 /* Common prologue of a task slice: park while blocked, finish pending
  * watermark work. Returns -1 to go on, or a task status to return. */
+/* The job failed: give back every batch this shard holds outside its
+ * rings (being filled, queued for a peer, being read from a peer), so that
+ * the runtime's shutdown finds every pool complete instead of waiting for
+ * its timeout. Once per shard. */
+static void release_held_batches(struct shard_exec *se)
+{
+    if (se->released_batches)
+        return;
+    se->released_batches = true;
+    for (uint32_t k = 0; k < se->x->job->n_nodes; k++) {
+        struct op *o = &se->ops[k];
+        if (o->node->kind != NODE_KEY_BY || !o->snd.q)
+            continue;
+        for (uint32_t t = 0; t < se->x->n; t++) {
+            struct pendq *q = &o->snd.q[t];
+            for (uint32_t i = 0; i < q->count; i++) {
+                struct sp_ring_entry *e = &q->e[(q->head + i) % PENDQ_SLOTS];
+                if (e->kind == SP_ENTRY_BATCH)
+                    sp_batch_release(se->shard, (struct sp_batch *)(uintptr_t)e->value);
+            }
+            o->snd.pending -= q->count;
+            q->count = 0;
+            if (o->snd.cur[t]) {
+                sp_batch_release(se->shard, o->snd.cur[t]);
+                o->snd.cur[t] = NULL;
+            }
+        }
+    }
+    for (uint32_t i = 0; i < se->n_tasks; i++)
+        if (se->tasks[i]->cur) {
+            sp_batch_release(se->shard, se->tasks[i]->cur);
+            se->tasks[i]->cur = NULL;
+        }
+}
+
 static int task_prologue(struct sp_shard *s, struct sp_task *t, struct task_state *ts)
 {
-    if (atomic_load_explicit(&ts->se->x->failed, memory_order_relaxed))
+    if (atomic_load_explicit(&ts->se->x->failed, memory_order_relaxed)) {
+        release_held_batches(ts->se);
         return SP_TASK_DONE; /* another task failed the job: stop quietly */
+    }
     if (task_blocked(ts)) {
         for (uint32_t i = 0; i < ts->n_senders; i++) {
             struct op *o = ts->senders[i];
@@ -1476,7 +1513,11 @@ static int finish_slice(struct task_state *ts, int status)
 
 static int source_task(struct sp_shard *s, struct sp_task *t, void *arg)
 {
-    return finish_slice(arg, source_task_slice(s, t, arg));
+    struct task_state *ts = arg;
+    int status = finish_slice(ts, source_task_slice(s, t, arg));
+    if (status < 0)
+        release_held_batches(ts->se);
+    return status;
 }
 
 static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
@@ -1487,12 +1528,18 @@ static int ext_source_task(struct sp_shard *s, struct sp_task *t, void *arg)
      * arrives later must not wake it (sp_source_wake checks for NULL). */
     if (status != SP_TASK_YIELD && status != SP_TASK_WAIT)
         ts->split->task = NULL;
+    if (status < 0)
+        release_held_batches(ts->se);
     return status;
 }
 
 static int receiver_task(struct sp_shard *s, struct sp_task *t, void *arg)
 {
-    return finish_slice(arg, receiver_task_slice(s, t, arg));
+    struct task_state *ts = arg;
+    int status = finish_slice(ts, receiver_task_slice(s, t, arg));
+    if (status < 0)
+        release_held_batches(ts->se); /* this task failed the job */
+    return status;
 }
 
 /* ---- per-shard set-up -------------------------------------------------------- */
@@ -1885,6 +1932,8 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
         }
     }
     for (uint32_t i = 0; i < job->n_collectors; i++) {
+        if (job->collectors[i]->shards)
+            continue; /* a restart: the collectors keep what earlier runs sent */
         job->collectors[i]->n_shards = x->n;
         job->collectors[i]->shards = calloc(x->n, sizeof(struct collect_shard));
         if (!job->collectors[i]->shards) {
@@ -1928,6 +1977,7 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     if (rc < 0)
         goto out;
     rc = sp_runtime_run(x->rt, err);
+    job->runtime_failure = atomic_load(&x->failed) || rc < 0;
     if (atomic_load(&x->failed))
         rc = spate_error_set(err, x->fail_code < 0 ? x->fail_code : -SPATE_EINTERNAL, "%s",
                              x->fail_msg);

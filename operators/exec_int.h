@@ -271,6 +271,7 @@ struct shard_exec {
     struct sp_state_backend *state;
     uint32_t kg_first, kg_end;
     struct sp_timer ttl_sweep; /* state.ttl.cleanup.*: reclaims expired state */
+    bool released_batches;     /* the job failed: held batches went home */
     struct ckpt_shard ck;
 };
 

@@ -9,11 +9,14 @@
  * without a new error).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "core/log.h"
 #include "operators/job_int.h"
 #include "operators/keyed_op.h"
 #include "operators/sink_op.h"
@@ -522,7 +525,31 @@ int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct 
     if (job->ran)
         return spate_error_set(err, -EINVAL, "job '%s' already ran", job->name);
     job->ran = true;
-    return sp_job_execute(job, cfg, err);
+    /* Restarts (Flink's restart-strategy.*): a run that failed while running
+     * (a task's error, not a refused configuration or checkpoint) starts
+     * again from the newest complete checkpoint, in this process. Without
+     * checkpoints there is nothing to restart from that would not repeat
+     * output, so no restart. */
+    bool restarts = cfg &&
+                    spate_config_get_duration_ms(cfg, "execution.checkpointing.interval") > 0 &&
+                    strcmp(spate_config_get_enum(cfg, "restart-strategy.type"), "fixed-delay") == 0;
+    int64_t attempts =
+        restarts ? spate_config_get_int(cfg, "restart-strategy.fixed-delay.attempts") : 0;
+    int64_t delay_ms =
+        restarts ? spate_config_get_duration_ms(cfg, "restart-strategy.fixed-delay.delay") : 0;
+    for (int64_t attempt = 0;; attempt++) {
+        job->runtime_failure = false;
+        int rc = sp_job_execute(job, cfg, err);
+        if (rc == 0 || !job->runtime_failure || attempt >= attempts)
+            return rc;
+        job->restarts++;
+        SP_LOG_WARN("job '%s' failed: %s; restarting from its newest checkpoint in %" PRId64
+                    " ms (restart %" PRId64 " of %" PRId64 ", restart-strategy.fixed-delay)",
+                    job->name, err ? err->message : spate_strerror(rc), delay_ms, attempt + 1,
+                    attempts);
+        struct timespec d = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000};
+        nanosleep(&d, NULL);
+    }
 }
 
 int spate_set_uid(struct spate_stream *op, const char *uid)

@@ -148,6 +148,8 @@ struct spate_job {
      * state goes 0 -> SAVEPOINT_FILLING -> SAVEPOINT_REQUESTED (dir and
      * stop valid) -> SAVEPOINT_RUNNING -> SAVEPOINT_DONE or < 0. */
     _Atomic int savepoint_state;
+    bool runtime_failure; /* the last run failed while running (restartable) */
+    uint32_t restarts;    /* restarts done (restart-strategy.*) */
     char savepoint_dir[4096];
     bool savepoint_stop;
 };

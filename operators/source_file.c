@@ -18,6 +18,15 @@
  *     does not decode is a dead letter on side output 0 (always counted),
  *     never a failure; failures are I/O errors, a CSV header that lacks a
  *     schema field, and emit errors downstream.
+ *  4. Checkpoints (operators/source_file_int.h for the encoding). Files
+ *     before next_file are FINISHED; the open one is where its reader's
+ *     tell says (every record the reader returned was handled before poll
+ *     returned), or its restored progress while seek_pending; the files
+ *     after it keep their restored progress (UNREAD without a restore).
+ *     progress[next_file] is refreshed from the reader only when a
+ *     position is taken. A restored split reads its files in order,
+ *     skipping FINISHED ones and resuming PARTIAL ones with a reader seek
+ *     - after reading the CSV header line again, for csv_header.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -34,6 +43,7 @@
 #include "io/file_reader.h"
 #include "io/format.h"
 #include "operators/job_int.h"
+#include "operators/source_file_int.h"
 #include "operators/source_op.h"
 #include "spate/file.h"
 #include "spate/limits.h"
@@ -60,8 +70,13 @@ struct file_split {
     uint32_t *path_off;
     uint32_t n_files;
     uint32_t next_file; /* index of the file open or to open */
+    /* Checkpoints (invariant 4): the listing every split computed, and the
+     * progress of each of the split's files. */
+    struct sp_file_listing listing;
+    struct sp_file_progress *progress;
     bool file_open;
     bool header_pending;
+    bool seek_pending;          /* CSV header first, then resume at progress[next_file] */
     bool waiting;               /* poll returned SP_SOURCE_WAIT and has not run since */
     uint64_t file_dead_letters; /* in the open file: the first is logged */
     unsigned char *rec;
@@ -70,6 +85,257 @@ struct file_split {
 };
 
 static const struct sp_source_vtable file_source_vt;
+
+/* ---- positions (operators/source_file_int.h) ------------------------------------ */
+
+/* version, split, splits, n_files, names_hash, done_below, n_bits: then the
+ * bits, n_partial and the partly read files. */
+#define POS_HEAD_BYTES    (1u + 4 + 4 + 4 + 8 + 4 + 4)
+#define POS_PARTIAL_BYTES (4u + 8 + 8)
+
+uint64_t sp_file_names_hash(uint64_t h, const char *name)
+{
+    const unsigned char *p = (const unsigned char *)name;
+    do {
+        h ^= *p;
+        h *= 0x100000001b3ull;
+    } while (*p++);
+    return h;
+}
+
+uint32_t sp_file_split_files(uint32_t n_files, uint32_t split, uint32_t splits)
+{
+    return splits && split < n_files ? (n_files - split - 1) / splits + 1 : 0;
+}
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint32_t get_u32(const unsigned char *p)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++)
+        v |= (uint32_t)p[i] << (8 * i);
+    return v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+static bool progress_partial(const struct sp_file_progress *p)
+{
+    return p->state == SP_FILE_PARTIAL && p->offset > 0;
+}
+
+int sp_file_position_encode(const struct sp_file_listing *listing, uint32_t split, uint32_t splits,
+                            const struct sp_file_progress *own, uint32_t n_own, void *buf,
+                            uint32_t cap, struct spate_error *err)
+{
+    uint32_t n_files = listing->n_files;
+    if (splits == 0 || split >= splits || n_own != sp_file_split_files(n_files, split, splits))
+        return spate_error_set(err, -EINVAL, "split %u of %u: %u own files of %u is wrong", split,
+                               splits, n_own, n_files);
+    uint32_t first = 0; /* own ordinal of the first file not finished */
+    while (first < n_own && own[first].state == SP_FILE_FINISHED)
+        first++;
+    uint32_t n_bits = 0, n_partial = 0;
+    for (uint32_t k = first; k < n_own; k++) {
+        if (own[k].state == SP_FILE_FINISHED)
+            n_bits = k - first + 1;
+        else if (progress_partial(&own[k]))
+            n_partial++;
+        if (progress_partial(&own[k]) && (own[k].offset > (uint64_t)INT64_MAX || own[k].lines < 0 ||
+                                          (uint64_t)own[k].lines > own[k].offset))
+            return spate_error_set(err, -EINVAL, "file %u: %lld lines in %llu bytes",
+                                   split + k * splits, (long long)own[k].lines,
+                                   (unsigned long long)own[k].offset);
+    }
+    uint64_t need = POS_HEAD_BYTES + (n_bits + 7) / 8 + 4 + (uint64_t)n_partial * POS_PARTIAL_BYTES;
+    if (need > cap)
+        return spate_error_set(err, -SPATE_ELIMIT,
+                               "split %u of %u: the position needs %llu bytes, more than %u "
+                               "(%u files partly read, %u files to mark as finished)",
+                               split, splits, (unsigned long long)need, cap, n_partial, n_bits);
+    unsigned char *p = buf;
+    uint32_t done_below = first < n_own ? split + first * splits : n_files;
+    p[0] = SP_FILE_POSITION_VERSION;
+    put_u32(p + 1, split);
+    put_u32(p + 5, splits);
+    put_u32(p + 9, n_files);
+    put_u64(p + 13, listing->names_hash);
+    put_u32(p + 21, done_below);
+    put_u32(p + 25, n_bits);
+    p += POS_HEAD_BYTES;
+    memset(p, 0, (n_bits + 7) / 8);
+    for (uint32_t b = 0; b < n_bits; b++)
+        if (own[first + b].state == SP_FILE_FINISHED)
+            p[b / 8] |= (unsigned char)(1u << (b % 8));
+    p += (n_bits + 7) / 8;
+    put_u32(p, n_partial);
+    p += 4;
+    for (uint32_t k = first; k < n_own; k++) {
+        if (own[k].state == SP_FILE_FINISHED || !progress_partial(&own[k]))
+            continue;
+        put_u32(p, split + k * splits);
+        put_u64(p + 4, own[k].offset);
+        put_u64(p + 12, (uint64_t)own[k].lines);
+        p += POS_PARTIAL_BYTES;
+    }
+    return (int)need;
+}
+
+/* One position, parsed and checked against itself. */
+struct pos_view {
+    uint32_t split, splits, n_files;
+    uint64_t names_hash;
+    uint32_t done_below, n_bits;
+    const unsigned char *bits;
+    uint32_t n_partial;
+    const unsigned char *partial;
+};
+
+static bool pos_finished(const struct pos_view *v, uint32_t index)
+{
+    if (index < v->done_below)
+        return true;
+    uint32_t b = (index - v->done_below) / v->splits;
+    return b < v->n_bits && (v->bits[b / 8] >> (b % 8)) & 1;
+}
+
+/* Checks position i of count and fills *v; -SPATE_EPARSE with a message. */
+static int pos_parse(const unsigned char *p, uint32_t bytes, uint32_t i, uint32_t count,
+                     struct pos_view *v, struct spate_error *err)
+{
+    if (!p || bytes < 1)
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: empty", i, count);
+    if (p[0] != SP_FILE_POSITION_VERSION)
+        return spate_error_set(err, -SPATE_EPARSE,
+                               "position %u of %u: version %u, this build reads version %u", i,
+                               count, p[0], SP_FILE_POSITION_VERSION);
+    if (bytes < POS_HEAD_BYTES + 4)
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: truncated (%u bytes)", i,
+                               count, bytes);
+    v->split = get_u32(p + 1);
+    v->splits = get_u32(p + 5);
+    v->n_files = get_u32(p + 9);
+    v->names_hash = get_u64(p + 13);
+    v->done_below = get_u32(p + 21);
+    v->n_bits = get_u32(p + 25);
+    if (v->split != i || v->splits != count)
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: written by split %u of %u",
+                               i, count, v->split, v->splits);
+    if (v->n_files > SPATE_FILE_SOURCE_FILES_MAX)
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: %u files", i, count,
+                               v->n_files);
+    if (v->done_below > v->n_files ||
+        (v->done_below < v->n_files && v->done_below % v->splits != v->split))
+        return spate_error_set(err, -SPATE_EPARSE,
+                               "position %u of %u: files below %u finished (of %u files)", i, count,
+                               v->done_below, v->n_files);
+    uint32_t covered = v->done_below < v->n_files
+                           ? sp_file_split_files(v->n_files - v->done_below, 0, v->splits)
+                           : 0;
+    if (v->n_bits > covered)
+        return spate_error_set(err, -SPATE_EPARSE,
+                               "position %u of %u: %u finished bits for %u files", i, count,
+                               v->n_bits, covered);
+    uint32_t bit_bytes = (v->n_bits + 7) / 8;
+    uint64_t at = (uint64_t)POS_HEAD_BYTES + bit_bytes;
+    if (at + 4 > bytes)
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: truncated (%u bytes)", i,
+                               count, bytes);
+    v->bits = p + POS_HEAD_BYTES;
+    if (v->n_bits % 8 && v->bits[bit_bytes - 1] >> (v->n_bits % 8))
+        return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: stray finished bits", i,
+                               count);
+    v->n_partial = get_u32(p + at);
+    at += 4;
+    v->partial = p + at;
+    if ((uint64_t)bytes - at != (uint64_t)v->n_partial * POS_PARTIAL_BYTES)
+        return spate_error_set(err, -SPATE_EPARSE,
+                               "position %u of %u: %u bytes for %u partly read files", i, count,
+                               (uint32_t)(bytes - at), v->n_partial);
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < v->n_partial; k++) {
+        const unsigned char *e = v->partial + (size_t)k * POS_PARTIAL_BYTES;
+        uint32_t index = get_u32(e);
+        uint64_t offset = get_u64(e + 4), lines = get_u64(e + 12);
+        if (index >= v->n_files || index % v->splits != v->split || (k && index <= prev) ||
+            pos_finished(v, index))
+            return spate_error_set(err, -SPATE_EPARSE,
+                                   "position %u of %u: file %u cannot be partly read there", i,
+                                   count, index);
+        if (offset > (uint64_t)INT64_MAX || lines > offset)
+            return spate_error_set(err, -SPATE_EPARSE,
+                                   "position %u of %u: file %u: %llu lines in %llu bytes", i, count,
+                                   index, (unsigned long long)lines, (unsigned long long)offset);
+        prev = index;
+    }
+    return 0;
+}
+
+int sp_file_position_resume(const struct sp_file_listing *listing, const void *const *positions,
+                            const uint32_t *bytes, uint32_t count, uint32_t split, uint32_t splits,
+                            struct sp_file_progress *own, uint32_t n_own, struct spate_error *err)
+{
+    uint32_t n_files = listing->n_files;
+    if (splits == 0 || split >= splits || n_own != sp_file_split_files(n_files, split, splits))
+        return spate_error_set(err, -EINVAL, "split %u of %u: %u own files of %u is wrong", split,
+                               splits, n_own, n_files);
+    if (count == 0 || !positions || !bytes)
+        return spate_error_set(err, -SPATE_EPARSE, "no positions");
+    for (uint32_t k = 0; k < n_own; k++)
+        own[k] = (struct sp_file_progress){.state = SP_FILE_UNREAD};
+    for (uint32_t i = 0; i < count; i++) {
+        struct pos_view v = {0};
+        int rc = pos_parse(positions[i], bytes[i], i, count, &v, err);
+        if (rc < 0)
+            return rc;
+        if (v.n_files != n_files)
+            return spate_error_set(err, -EINVAL,
+                                   "the checkpoint was taken on %u files, there are %u now",
+                                   v.n_files, n_files);
+        if (v.names_hash != listing->names_hash)
+            return spate_error_set(err, -EINVAL,
+                                   "the files' names differ from those the checkpoint was "
+                                   "taken on (%u files either way)",
+                                   n_files);
+        /* Old split i's files that are now this split's: index = i (mod
+         * count) and = split (mod splits). */
+        for (uint32_t index = i; index < n_files; index += count) {
+            if (index % splits != split)
+                continue;
+            if (pos_finished(&v, index))
+                own[(index - split) / splits].state = SP_FILE_FINISHED;
+        }
+        for (uint32_t k = 0; k < v.n_partial; k++) {
+            const unsigned char *e = v.partial + (size_t)k * POS_PARTIAL_BYTES;
+            uint32_t index = get_u32(e);
+            if (index % splits != split)
+                continue;
+            own[(index - split) / splits] = (struct sp_file_progress){
+                .offset = get_u64(e + 4),
+                .lines = (int64_t)get_u64(e + 12),
+                .state = SP_FILE_PARTIAL,
+            };
+        }
+    }
+    return 0;
+}
 
 /* ---- listing ----------------------------------------------------------------- */
 
@@ -102,8 +368,10 @@ static int keep_paths(struct file_split *f, char **paths, uint32_t n)
         bytes += strlen(paths[i]) + 1;
     f->paths = sp_shard_alloc(s, bytes ? bytes : 1);
     f->path_off = sp_shard_alloc(s, (n ? n : 1) * sizeof(*f->path_off));
-    if (!f->paths || !f->path_off)
+    f->progress = sp_shard_alloc(s, (n ? n : 1) * sizeof(*f->progress));
+    if (!f->paths || !f->path_off || !f->progress)
         return -ENOMEM;
+    memset(f->progress, 0, (n ? n : 1) * sizeof(*f->progress)); /* UNREAD */
     size_t off = 0;
     for (uint32_t i = 0; i < n; i++) {
         size_t len = strlen(paths[i]) + 1;
@@ -127,6 +395,10 @@ static int list_files(struct file_split *f)
         return -e;
     }
     if (S_ISREG(st.st_mode)) {
+        const char *base = strrchr(path, '/');
+        f->listing = (struct sp_file_listing){
+            .n_files = 1,
+            .names_hash = sp_file_names_hash(SP_FILE_NAMES_HASH_INIT, base ? base + 1 : path)};
         char *one = (char *)path;
         return keep_paths(f, &one, me == 0 ? 1 : 0);
     }
@@ -148,6 +420,7 @@ static int list_files(struct file_split *f)
     char *buf = malloc(PATH_MAX);
     int rc = mine && buf ? 0 : -ENOMEM;
     uint32_t n_mine = 0, index = 0;
+    uint64_t hash = SP_FILE_NAMES_HASH_INIT;
     for (int i = 0; i < k && rc == 0; i++) {
         rc = join_path(buf, path, ents[i]->d_name);
         if (rc < 0) {
@@ -163,6 +436,7 @@ static int list_files(struct file_split *f)
             rc = -SPATE_ELIMIT;
             break;
         }
+        hash = sp_file_names_hash(hash, ents[i]->d_name);
         if (index++ % splits == me) {
             mine[n_mine] = strdup(buf);
             if (!mine[n_mine])
@@ -171,6 +445,7 @@ static int list_files(struct file_split *f)
                 n_mine++;
         }
     }
+    f->listing = (struct sp_file_listing){.n_files = index, .names_hash = hash};
     if (rc == 0)
         rc = keep_paths(f, mine, n_mine);
     for (uint32_t i = 0; i < n_mine; i++)
@@ -242,6 +517,7 @@ static void file_close(struct sp_source_split *sp)
     sp_csv_destroy(f->csv);
     sp_shard_free(s, f->paths);
     sp_shard_free(s, f->path_off);
+    sp_shard_free(s, f->progress);
     sp_shard_free(s, f->rec);
     sp_shard_free(s, f->arena_mem);
     sp_shard_free(s, f);
@@ -275,6 +551,24 @@ static int dead_letter(struct file_split *f, const struct sp_file_line *line, co
     return f->cfg->dead_letter_stream ? sp_source_emit_side(f->sp, 0, &dl) : 0;
 }
 
+/* Goes on with the open file where its restored progress says (invariant
+ * 4): right after open, or after its CSV header line. */
+static int resume_file(struct file_split *f)
+{
+    const struct sp_file_progress *p = &f->progress[f->next_file];
+    f->seek_pending = false;
+    uint64_t off;
+    int64_t lines;
+    sp_file_reader_tell(f->reader, &off, &lines);
+    if (p->offset <= off) /* only blank lines before the header */
+        return 0;
+    int rc = sp_file_reader_seek(f->reader, p->offset, p->lines);
+    if (rc < 0)
+        SP_LOG_ERROR("file source '%s': %s: cannot resume at byte %llu: %s", f->cfg->name,
+                     current_path(f), (unsigned long long)p->offset, spate_strerror(rc));
+    return rc;
+}
+
 /* One line: a record, a dead letter, a CSV header, or nothing (empty). */
 static int handle_line(struct file_split *f, const struct sp_file_line *line)
 {
@@ -289,10 +583,12 @@ static int handle_line(struct file_split *f, const struct sp_file_line *line)
     if (f->header_pending) {
         f->header_pending = false;
         int rc = sp_csv_set_header(f->csv, line->text, line->bytes, &err);
-        if (rc < 0)
+        if (rc < 0) {
             SP_LOG_ERROR("file source '%s': %s:%lld: header: %s", f->cfg->name, current_path(f),
                          (long long)line->line_no, err.message);
-        return rc;
+            return rc;
+        }
+        return f->seek_pending ? resume_file(f) : 0;
     }
     f->arena.used_bytes = 0;
     int rc = f->csv ? sp_csv_decode(f->csv, line->text, line->bytes, f->rec, &f->arena, &err)
@@ -313,6 +609,8 @@ static int file_poll(struct sp_source_split *sp)
     f->waiting = false;
     for (;;) {
         if (!f->file_open) {
+            while (f->next_file < f->n_files && f->progress[f->next_file].state == SP_FILE_FINISHED)
+                f->next_file++;
             if (f->next_file == f->n_files)
                 return SP_SOURCE_END;
             struct spate_error err = {0};
@@ -324,6 +622,11 @@ static int file_poll(struct sp_source_split *sp)
             f->file_open = true;
             f->header_pending = f->cfg->header && f->csv;
             f->file_dead_letters = 0;
+            if (f->progress[f->next_file].state == SP_FILE_PARTIAL) {
+                f->seek_pending = true;
+                if (!f->header_pending && (rc = resume_file(f)) < 0)
+                    return rc;
+            }
         }
         struct sp_file_line line;
         int st = sp_file_reader_next(f->reader, &line);
@@ -341,6 +644,8 @@ static int file_poll(struct sp_source_split *sp)
         if (st == SP_FILE_EOF) {
             sp_file_reader_close(f->reader);
             f->file_open = false;
+            f->seek_pending = false;
+            f->progress[f->next_file].state = SP_FILE_FINISHED;
             f->next_file++;
         } else {
             int rc = handle_line(f, &line);
@@ -352,11 +657,49 @@ static int file_poll(struct sp_source_split *sp)
     }
 }
 
+/* Between polls (source_op.h): see invariant 4. */
+static int file_position(struct sp_source_split *sp, void *buf, uint32_t cap)
+{
+    struct file_split *f = *sp_source_impl(sp);
+    if (f->file_open && !f->seek_pending) {
+        struct sp_file_progress *p = &f->progress[f->next_file];
+        sp_file_reader_tell(f->reader, &p->offset, &p->lines);
+        p->state = p->offset > 0 ? SP_FILE_PARTIAL : SP_FILE_UNREAD;
+    }
+    struct spate_error err = {0};
+    int rc = sp_file_position_encode(&f->listing, sp_source_index(sp), sp_source_count(sp),
+                                     f->progress, f->n_files, buf, cap, &err);
+    if (rc < 0)
+        SP_LOG_ERROR("file source '%s': %s: cannot record the position: %s", f->cfg->name,
+                     f->cfg->path, err.message);
+    return rc;
+}
+
+/* After open, before the first poll of a restored run. */
+static int file_seek(struct sp_source_split *sp, const void *const *positions,
+                     const uint32_t *bytes, uint32_t count)
+{
+    struct file_split *f = *sp_source_impl(sp);
+    if (f->file_open || f->next_file != 0) {
+        SP_LOG_ERROR("file source '%s': %s: seek after the first poll", f->cfg->name, f->cfg->path);
+        return -EINVAL;
+    }
+    struct spate_error err = {0};
+    int rc = sp_file_position_resume(&f->listing, positions, bytes, count, sp_source_index(sp),
+                                     sp_source_count(sp), f->progress, f->n_files, &err);
+    if (rc < 0)
+        SP_LOG_ERROR("file source '%s': %s: cannot resume from the checkpoint: %s", f->cfg->name,
+                     f->cfg->path, err.message);
+    return rc;
+}
+
 static const struct sp_source_vtable file_source_vt = {
     .kind_name = "file",
     .open = file_open,
     .poll = file_poll,
     .close = file_close,
+    .position = file_position,
+    .seek = file_seek,
 };
 
 /* ---- builder API --------------------------------------------------------------- */

@@ -22,6 +22,28 @@
  *
  * Memory: per-split state goes in *sp_source_impl(sp), allocated with
  * sp_shard_alloc(sp_source_shard(sp), ...) in open and freed in close.
+ *
+ * Checkpoints. A source that can be checkpointed has both position and
+ * seek (both NULL: it cannot, and a job with checkpoints refuses it).
+ *   position(sp, buf, cap) writes the split's position into buf (cap is
+ *     SP_SOURCE_POSITION_BYTES_MAX): enough to resume right after the last
+ *     record and the last dead letter it emitted. It runs on the split's
+ *     shard, after open and before close, between polls (never inside
+ *     one): after any poll result, SP_SOURCE_WAIT and SP_SOURCE_END
+ *     included, or before the first poll. It returns the bytes written
+ *     (<= cap) or < 0 (fails the checkpoint; logged). Positions are opaque
+ *     to the executor: it stores them and hands them back to seek.
+ *   seek(sp, positions, bytes, count) runs on a restored run after open and
+ *     before the first poll, on every split, with the positions of all
+ *     splits of this source in the checkpoint: count is the split count
+ *     when it was taken (it may differ from sp_source_count) and
+ *     positions[i] (bytes[i] bytes) is the position of old split i. The
+ *     split takes over the part of the input that is now its own and
+ *     resumes it where the positions say. It returns 0, -SPATE_EPARSE for a
+ *     malformed position (they come from disk: validated), or another
+ *     negative code (e.g. the input changed since: -EINVAL); failures are
+ *     logged and fail the restore. Not called on a run that restores
+ *     nothing for this source: the split then starts from the beginning.
  */
 #ifndef SP_OPERATORS_SOURCE_OP_H
 #define SP_OPERATORS_SOURCE_OP_H
@@ -37,11 +59,18 @@ struct sp_source_split;
 
 enum { SP_SOURCE_MORE = 1, SP_SOURCE_WAIT = 2, SP_SOURCE_END = 3 };
 
+/* The most bytes one split's position may take (the cap given to position). */
+#define SP_SOURCE_POSITION_BYTES_MAX 4096u
+
 struct sp_source_vtable {
     const char *kind_name; /* "file", "kafka", ... */
     int (*open)(struct sp_source_split *sp);
     int (*poll)(struct sp_source_split *sp);
     void (*close)(struct sp_source_split *sp);
+    /* Checkpoints (both NULL: the source cannot be checkpointed). */
+    int (*position)(struct sp_source_split *sp, void *buf, uint32_t cap);
+    int (*seek)(struct sp_source_split *sp, const void *const *positions, const uint32_t *bytes,
+                uint32_t count);
 };
 
 struct sp_source_opts {

@@ -9,6 +9,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
+#include <dirent.h>
 #include <cstring>
 #include <chrono>
 #include <map>
@@ -22,6 +24,7 @@
 
 extern "C" {
 #include "core/dir.h"
+#include "spate/file.h"
 #include "spate/job.h"
 #include "spate/window.h"
 }
@@ -408,6 +411,13 @@ class Savepoint : public testing::TestWithParam<RescaleParam>
 TEST_P(Savepoint, StopOnTwoShardsRestoreOnOthersEqualsAnUninterruptedRun)
 {
     const RescaleParam p = GetParam();
+#if defined(__SANITIZE_THREAD__)
+    // TSan cannot see the synchronisation inside Debian's uninstrumented
+    // librocksdb (tests/operators/CMakeLists.txt keeps RocksDB suites out of
+    // the TSan build for the same reason); the release and ASan builds run it.
+    if (strcmp(p.backend, "rocksdb") == 0)
+        GTEST_SKIP() << "RocksDB under TSan";
+#endif
     std::string tag = std::to_string(p.shards) + p.backend;
     std::string ck1 = fresh_dir("ck1_" + tag), ck2 = fresh_dir("ck2_" + tag),
                 sp = fresh_dir("sp_" + tag);
@@ -470,6 +480,141 @@ TEST(SavepointUids, StateWithoutAnOperatorIsRefusedUnlessAllowed)
     }
     for (auto &d : {ck1, ck2, ck3, sp})
         sp_dir_remove(d.c_str(), nullptr);
+}
+
+} // namespace
+
+// ---- restarts ---------------------------------------------------------------------------
+
+namespace
+{
+
+std::atomic<int> g_failures_left{0};
+
+struct FailOnce {
+    int number_state = -1;
+};
+
+// Numbers each key's records and fails the job once, at key 0's 2000th
+// record, after checkpoints have been taken.
+int number_or_fail(spate_ctx *c, const void *in, void *arg)
+{
+    auto *a = static_cast<FailOnce *>(arg);
+    int64_t n = 0;
+    spate_value_get(c, a->number_state, &n);
+    n++;
+    Rec r = *static_cast<const Rec *>(in);
+    if (r.key == 0 && n == 2000 && g_failures_left.fetch_sub(1) > 0)
+        return -EIO;
+    if (spate_value_put(c, a->number_state, &n) < 0)
+        return -1;
+    r.seq = n;
+    return spate_emit(c, &r);
+}
+
+TEST(Restart, AFailedRunRestartsFromItsCheckpointAndTheCommittedOutputIsExact)
+{
+    const uint64_t events = 120000, keys = 20;
+    uint64_t seed = spate_test_seed("Restart.FailedRunRestarts");
+    std::string ck = fresh_dir("restart_ck"), out = fresh_dir("restart_out");
+    g_failures_left = 1;
+    spate_schema *schema = nullptr;
+    ASSERT_EQ(0, spate_schema_create("rec", sizeof(Rec), &schema));
+    SPATE_SCHEMA_FIELD(schema, Rec, key, SPATE_TYPE_I64);
+    SPATE_SCHEMA_FIELD(schema, Rec, seq, SPATE_TYPE_I64);
+    spate_job *job = nullptr;
+    ASSERT_EQ(0, spate_job_create("restarting", &job));
+    Args ga{keys};
+    FailOnce fa;
+    spate_generator_opts o{};
+    o.count = events;
+    o.seed = seed;
+    o.rate_per_s = 100000; // slow enough for checkpoints before the failure
+    auto *src = spate_source_generator(job, "gen", schema, gen, &ga, &o);
+    spate_process_fns nf{number_or_fail, nullptr};
+    auto *numbered =
+        spate_process(job, "number", spate_key_by_field(job, src, "key"), schema, &nf, &fa);
+    fa.number_state = spate_value_state(numbered, "n", sizeof(int64_t), 0);
+    ASSERT_EQ(0, spate_sink_file(job, "out", numbered, out.c_str(), SPATE_FORMAT_JSON_LINES, 0));
+    spate_config *cfg = config_for(2);
+    spate_error err{};
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "execution.checkpointing.interval=20ms", &err));
+    ASSERT_EQ(0, spate_config_set(cfg, "execution.checkpointing.dir", ck.c_str(), "test", &err));
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "restart-strategy.type=fixed-delay", &err));
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "restart-strategy.fixed-delay.delay=10ms", &err));
+    ASSERT_EQ(0, spate_job_run(job, cfg, &err)) << err.message;
+    EXPECT_LE(g_failures_left.load(), 0) << "the injected failure never happened";
+    spate_checkpoint_stats st{};
+    ASSERT_EQ(0, spate_job_checkpoint_stats(job, &st));
+    EXPECT_GT(st.restored_id, 0u) << "the restart did not start from a checkpoint";
+
+    // Committed output: part-* files only; every (key, seq) exactly once, in
+    // order per key.
+    std::map<int64_t, std::vector<int64_t>> got;
+    std::vector<std::string> names;
+    for (auto *d = opendir(out.c_str()); d;) {
+        dirent *e = readdir(d);
+        if (!e) {
+            closedir(d);
+            break;
+        }
+        if (strncmp(e->d_name, "part-", 5) == 0)
+            names.push_back(e->d_name);
+    }
+    std::sort(names.begin(), names.end());
+    for (auto &n : names) {
+        FILE *f = fopen((out + "/" + n).c_str(), "r");
+        ASSERT_NE(nullptr, f);
+        long long k, s;
+        while (fscanf(f, " {\"key\":%lld,\"seq\":%lld}", &k, &s) == 2)
+            got[k].push_back(s);
+        fclose(f);
+    }
+    uint64_t total = 0;
+    for (auto &kv : got) {
+        for (size_t i = 0; i < kv.second.size(); i++)
+            ASSERT_EQ((int64_t)i + 1, kv.second[i]) << "key " << kv.first;
+        total += kv.second.size();
+    }
+    EXPECT_EQ(events, total);
+    spate_config_destroy(cfg);
+    spate_job_destroy(job);
+    spate_schema_destroy(schema);
+    sp_dir_remove(ck.c_str(), nullptr);
+    sp_dir_remove(out.c_str(), nullptr);
+}
+
+TEST(Restart, WithoutARestartStrategyTheFailureFailsTheJob)
+{
+    std::string ck = fresh_dir("norestart_ck");
+    g_failures_left = 1;
+    spate_schema *schema = nullptr;
+    ASSERT_EQ(0, spate_schema_create("rec", sizeof(Rec), &schema));
+    SPATE_SCHEMA_FIELD(schema, Rec, key, SPATE_TYPE_I64);
+    SPATE_SCHEMA_FIELD(schema, Rec, seq, SPATE_TYPE_I64);
+    spate_job *job = nullptr;
+    ASSERT_EQ(0, spate_job_create("not-restarting", &job));
+    Args ga{1};
+    FailOnce fa;
+    spate_generator_opts o{};
+    o.count = 5000;
+    auto *src = spate_source_generator(job, "gen", schema, gen, &ga, &o);
+    spate_process_fns nf{number_or_fail, nullptr};
+    auto *numbered =
+        spate_process(job, "number", spate_key_by_field(job, src, "key"), schema, &nf, &fa);
+    fa.number_state = spate_value_state(numbered, "n", sizeof(int64_t), 0);
+    spate_collector *col = nullptr;
+    ASSERT_EQ(0, spate_sink_collect(job, "out", numbered, &col));
+    spate_config *cfg = config_for(2);
+    spate_error err{};
+    ASSERT_EQ(0, spate_config_set_kv(cfg, "execution.checkpointing.interval=20ms", &err));
+    ASSERT_EQ(0, spate_config_set(cfg, "execution.checkpointing.dir", ck.c_str(), "test", &err));
+    EXPECT_NE(0, spate_job_run(job, cfg, &err));
+    EXPECT_NE(nullptr, strstr(err.message, "number")) << err.message;
+    spate_config_destroy(cfg);
+    spate_job_destroy(job);
+    spate_schema_destroy(schema);
+    sp_dir_remove(ck.c_str(), nullptr);
 }
 
 } // namespace
