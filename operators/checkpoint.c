@@ -66,12 +66,14 @@
  * is u32 bytes + bytes). Operators are named by uid, so that a changed job
  * maps them by id, and a rescaled one can redistribute them. */
 enum {
-    ENTRY_SOURCE = 1,  /* str uid, u64 next, u64 end, u64 stride: a split */
-    ENTRY_TIMER = 2,   /* str uid, u8 domain, i64 time, u32 key group,
-                        * u32 key bytes, key, u32 ns bytes, ns */
-    ENTRY_CHANNEL = 3, /* u8 direction, u32 channel, u32 peer, i64 event
-                        * time, u32 bytes, serialized record */
-    ENTRY_STATE = 4,   /* str name: a keyed state the checkpoint holds */
+    ENTRY_SOURCE = 1,          /* str uid, u64 next, u64 end, u64 stride: a split */
+    ENTRY_TIMER = 2,           /* str uid, u8 domain, i64 time, u32 key group,
+                                * u32 key bytes, key, u32 ns bytes, ns */
+    ENTRY_CHANNEL = 3,         /* u8 direction, u32 channel, u32 peer, i64 event
+                                * time, u32 bytes, serialized record */
+    ENTRY_STATE = 4,           /* str name: a keyed state the checkpoint holds */
+    ENTRY_SOURCE_POSITION = 5, /* str uid, u32 split, u32 bytes, the position a
+                                * source's vtable wrote (files, later Kafka) */
 };
 enum { CHANNEL_INPUT = 0, CHANNEL_OUTPUT = 1 };
 
@@ -410,6 +412,23 @@ static int cut_sources(struct shard_exec *se)
             put_u64(b, sp.end);
             put_u64(b, sp.stride);
         }
+    }
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_SOURCE || ts->head->node->kind != NODE_SOURCE_EXT)
+            continue;
+        const struct node *n = ts->head->node;
+        unsigned char pos[SP_SOURCE_POSITION_BYTES_MAX];
+        int bytes = n->src_vt->position(ts->split, pos, sizeof(pos));
+        if (bytes < 0)
+            return sp_exec_fail(se, bytes, n->name);
+        if (buf_reserve(b, 1 + 4 + strlen(n->uid) + 4 + 4 + (size_t)bytes) < 0)
+            return sp_exec_fail(se, -ENOMEM, "checkpoint");
+        put_u8(b, ENTRY_SOURCE_POSITION);
+        put_str(b, n->uid);
+        put_u32(b, se->id);
+        put_u32(b, (uint32_t)bytes);
+        put_bytes(b, pos, (size_t)bytes);
     }
     /* The states it holds, for a restore to check that each has an owner. */
     for (uint32_t k = 0; k < se->x->job->n_nodes; k++) {
@@ -1068,8 +1087,14 @@ static int export_savepoint(struct exec *x, const char *chk_dir, const struct sp
 static void savepoint_done(struct exec *x, int status)
 {
     atomic_store(&x->job->savepoint_state, status);
-    if (x->coord->cur_flags & CKPT_FLAG_STOP)
-        atomic_store_explicit(&x->stop_complete, true, memory_order_release);
+    if (x->coord->cur_flags & CKPT_FLAG_STOP) {
+        /* The job ends once the sinks were told to commit (a failed
+         * savepoint: at once; its sources have stopped anyway). */
+        if (status == SAVEPOINT_DONE)
+            x->coord->stop_after_commit = true;
+        else
+            atomic_store_explicit(&x->stop_complete, true, memory_order_release);
+    }
 }
 
 static int coord_complete(struct exec *x, struct ckpt_coord *c)
@@ -1179,10 +1204,13 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
         rc = coord_broadcast(s, x, c, CKPT_COMMIT, c->commit_id, c->commit_sent);
         if (rc < 0)
             return rc;
-        if (rc == 1)
+        if (rc == 1) {
             c->commit_id = 0;
-        else
+            if (c->stop_after_commit)
+                atomic_store_explicit(&x->stop_complete, true, memory_order_release);
+        } else {
             retry = true;
+        }
     }
     if (c->cur_id) {
         rc = coord_broadcast(s, x, c, CKPT_TRIGGER, c->cur_id, c->trigger_sent);
@@ -1295,9 +1323,11 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
         for (uint32_t k = i + 1; k < job->n_nodes; k++) {
             const struct node *a = job->nodes[i], *b = job->nodes[k];
             bool stateful_a = a->n_states || a->kind == NODE_SOURCE_GEN ||
-                              a->kind == NODE_PROCESS || a->kind == NODE_KEYED;
+                              a->kind == NODE_SOURCE_EXT || a->kind == NODE_PROCESS ||
+                              a->kind == NODE_KEYED;
             bool stateful_b = b->n_states || b->kind == NODE_SOURCE_GEN ||
-                              b->kind == NODE_PROCESS || b->kind == NODE_KEYED;
+                              b->kind == NODE_SOURCE_EXT || b->kind == NODE_PROCESS ||
+                              b->kind == NODE_KEYED;
             if (stateful_a && stateful_b && strcmp(a->uid, b->uid) == 0)
                 return spate_error_set(err, -SPATE_ECONFIG,
                                        "job '%s': operators '%s' and '%s' share the uid '%s'; "
@@ -1306,7 +1336,7 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
         }
     for (uint32_t i = 0; i < job->n_nodes; i++) {
         const struct node *n = job->nodes[i];
-        if (n->kind == NODE_SOURCE_EXT)
+        if (n->kind == NODE_SOURCE_EXT && !(n->src_vt->position && n->src_vt->seek))
             return spate_error_set(err, -SPATE_ECONFIG,
                                    "execution.checkpointing.interval: source '%s' (%s) cannot "
                                    "record its position yet; run this job without checkpoints",
@@ -1365,6 +1395,12 @@ static int next_entry(struct reader *rd, struct entry *e)
         break;
     case ENTRY_STATE:
         get_str(rd, e->name, sizeof(e->name));
+        break;
+    case ENTRY_SOURCE_POSITION:
+        get_str(rd, e->name, NODE_UID_BYTES);
+        e->peer = get_u32(rd); /* the split that wrote it */
+        e->bytes = get_u32(rd);
+        e->blob = get_bytes(rd, e->bytes);
         break;
     default:
         rd->bad = true;
@@ -1714,6 +1750,46 @@ static int restore_sources_and_timers(struct shard_exec *se)
     return 0;
 }
 
+/* Hands each external source split the positions of all splits of its
+ * source in the checkpoint (source_op.h: the split takes its share). */
+static int restore_source_positions(struct shard_exec *se)
+{
+    const struct ckpt_restore *r = se->x->restore;
+    const void **pos = calloc(r->files, sizeof(*pos));
+    uint32_t *bytes = calloc(r->files, sizeof(*bytes));
+    int rc = pos && bytes ? 0 : -ENOMEM;
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_SOURCE || ts->head->node->kind != NODE_SOURCE_EXT)
+            continue;
+        const struct node *n = ts->head->node;
+        uint32_t found = 0;
+        memset(pos, 0, r->files * sizeof(*pos));
+        for (uint32_t f = 0; f < r->files && rc == 0; f++) {
+            struct reader rd = payload_reader(r, f);
+            struct entry e;
+            while ((rc = next_entry(&rd, &e)) == 1) {
+                if (e.tag != ENTRY_SOURCE_POSITION || strcmp(e.name, n->uid) != 0)
+                    continue;
+                if (e.peer >= r->files || pos[e.peer]) {
+                    rc = -SPATE_EPARSE;
+                    break;
+                }
+                pos[e.peer] = e.blob;
+                bytes[e.peer] = e.bytes;
+                found++;
+            }
+        }
+        if (rc == 0 && found && found != r->files)
+            rc = -SPATE_EPARSE; /* a split's position is missing */
+        if (rc == 0 && found)
+            rc = n->src_vt->seek(ts->split, pos, bytes, r->files);
+    }
+    free(pos);
+    free(bytes);
+    return rc;
+}
+
 static int restore_shard(struct shard_exec *se)
 {
     uint32_t n = se->x->n;
@@ -1728,6 +1804,8 @@ static int restore_shard(struct shard_exec *se)
             return -ENOMEM;
     }
     rc = restore_sources_and_timers(se);
+    if (rc == 0)
+        rc = restore_source_positions(se);
     /* Channel state (only with an unchanged shard count: sp_ckpt_prepare):
      * per peer, this shard's input channel state from it, then the peer's
      * output channel state for this shard. */

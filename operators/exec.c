@@ -1110,6 +1110,19 @@ static int source_end_of_slice(struct task_state *ts, uint64_t emitted, int64_t 
     return 0;
 }
 
+/* Stop-with-savepoint: a source emits nothing after the barrier and ends
+ * once the savepoint is complete (ending earlier would end the job first). */
+static int source_stopped(struct sp_shard *s, struct sp_task *t, struct task_state *ts)
+{
+    if (!atomic_load_explicit(&ts->se->x->stop_complete, memory_order_acquire) &&
+        !sp_shard_stopping(s)) {
+        sp_task_wait_deadline(s, t, sp_clock_ns() + 2000000);
+        return SP_TASK_WAIT;
+    }
+    atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
+    return task_finish_input(s, t, ts);
+}
+
 static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct task_state *ts = arg;
@@ -1118,17 +1131,8 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
         return rc;
     if (ts->ending)
         return task_finish_input(s, t, ts);
-    if (ts->stop_at_barrier) {
-        /* Stop-with-savepoint: nothing more after the barrier; end once the
-         * savepoint is complete (ending earlier would end the job first). */
-        if (!atomic_load_explicit(&ts->se->x->stop_complete, memory_order_acquire) &&
-            !sp_shard_stopping(s)) {
-            sp_task_wait_deadline(s, t, sp_clock_ns() + 2000000);
-            return SP_TASK_WAIT;
-        }
-        atomic_store_explicit(&ts->se->x->interrupted, true, memory_order_relaxed);
-        return task_finish_input(s, t, ts);
-    }
+    if (ts->stop_at_barrier)
+        return source_stopped(s, t, ts);
     struct node *n = ts->head->node;
     const struct spate_generator_opts *o = &n->u.gen.opts;
     uint32_t rb = spate_schema_record_bytes(n->schema);
@@ -1318,6 +1322,8 @@ static int ext_source_task_slice(struct sp_shard *s, struct sp_task *t, void *ar
         return rc;
     if (ts->ending)
         return task_finish_input(s, t, ts);
+    if (ts->stop_at_barrier)
+        return source_stopped(s, t, ts);
     struct node *n = ts->head->node;
     uint64_t before = ts->emitted_since_wm;
     int status = SP_SOURCE_MORE;

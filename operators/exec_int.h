@@ -304,8 +304,9 @@ struct ckpt_coord {
     struct ckpt_call out[SPATE_SHARDS_MAX];
     bool trigger_sent[SPATE_SHARDS_MAX];
     uint64_t last_completed_id;
-    uint32_t cur_flags; /* CKPT_FLAG_* of cur_id */
-    uint64_t commit_id; /* completed, commit not yet sent to every shard */
+    uint32_t cur_flags;     /* CKPT_FLAG_* of cur_id */
+    bool stop_after_commit; /* stop-with-savepoint: end the job once commits are out */
+    uint64_t commit_id;     /* completed, commit not yet sent to every shard */
     bool commit_sent[SPATE_SHARDS_MAX];
 };
 

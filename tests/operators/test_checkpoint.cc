@@ -618,3 +618,131 @@ TEST(Restart, WithoutARestartStrategyTheFailureFailsTheJob)
 }
 
 } // namespace
+
+// ---- a file source through a savepoint and a rescale ---------------------------------------
+
+namespace
+{
+
+std::atomic<uint64_t> g_spin_ns{0};
+
+int number_slowly(spate_ctx *c, const void *in, void *arg)
+{
+    auto t0 = std::chrono::steady_clock::now();
+    while ((uint64_t)std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now() - t0)
+               .count() < g_spin_ns.load())
+        ;
+    return number(c, in, arg);
+}
+
+// Committed (part-*) lines of a file sink directory: every (key, seq)
+// exactly once and in order per key; returns the number of lines.
+uint64_t expect_exact_sequences(const std::string &out, const std::map<int64_t, int64_t> &count)
+{
+    std::vector<std::string> names;
+    if (DIR *d = opendir(out.c_str())) {
+        while (dirent *e = readdir(d))
+            if (strncmp(e->d_name, "part-", 5) == 0)
+                names.push_back(e->d_name);
+        closedir(d);
+    }
+    std::sort(names.begin(), names.end());
+    std::map<int64_t, std::vector<int64_t>> got;
+    uint64_t lines = 0;
+    for (auto &n : names) {
+        FILE *f = fopen((out + "/" + n).c_str(), "r");
+        EXPECT_NE(nullptr, f) << n;
+        if (!f)
+            continue;
+        long long k, s;
+        while (fscanf(f, " {\"key\":%lld,\"seq\":%lld}", &k, &s) == 2) {
+            got[k].push_back(s);
+            lines++;
+        }
+        fclose(f);
+    }
+    for (auto &kv : count) {
+        auto &v = got[kv.first];
+        EXPECT_EQ((size_t)kv.second, v.size()) << "key " << kv.first;
+        for (size_t i = 0; i < v.size(); i++)
+            if (v[i] != (int64_t)i + 1) {
+                ADD_FAILURE() << "key " << kv.first << ": seq " << v[i] << " at position " << i;
+                break;
+            }
+    }
+    return lines;
+}
+
+TEST(FileSourceSavepoint, StopOnTwoShardsResumeOnThreeReadsEveryLineOnce)
+{
+    const int files = 6, lines = 8000, keys = 50;
+    std::string in = fresh_dir("fsrc_in"), out = fresh_dir("fsrc_out"), ck1 = fresh_dir("fsrc_ck1"),
+                ck2 = fresh_dir("fsrc_ck2"), sp = fresh_dir("fsrc_sp");
+    ASSERT_EQ(0, sp_dir_create(in.c_str(), nullptr));
+    std::map<int64_t, int64_t> count;
+    for (int f = 0; f < files; f++) {
+        FILE *fp = fopen((in + "/in-" + std::to_string(f) + ".jsonl").c_str(), "w");
+        ASSERT_NE(nullptr, fp);
+        for (int l = 0; l < lines; l++) {
+            int64_t key = ((int64_t)(f * lines + l) * 7919) % keys;
+            fprintf(fp, "{\"key\":%lld,\"seq\":0}\n", (long long)key);
+            count[key]++;
+        }
+        fclose(fp);
+    }
+    auto run = [&](unsigned shards, const std::string &ck, bool stop) {
+        spate_schema *schema = nullptr;
+        ASSERT_EQ(0, spate_schema_create("rec", sizeof(Rec), &schema));
+        SPATE_SCHEMA_FIELD(schema, Rec, key, SPATE_TYPE_I64);
+        SPATE_SCHEMA_FIELD(schema, Rec, seq, SPATE_TYPE_I64);
+        spate_job *job = nullptr;
+        ASSERT_EQ(0, spate_job_create("file-resume", &job));
+        spate_file_source_opts so{};
+        so.format = SPATE_FORMAT_JSON_LINES;
+        auto *src = spate_source_file(job, "files", in.c_str(), schema, &so);
+        Args a{(uint64_t)keys};
+        spate_process_fns nf{number_slowly, nullptr};
+        auto *numbered =
+            spate_process(job, "number", spate_key_by_field(job, src, "key"), schema, &nf, &a);
+        a.number_state = spate_value_state(numbered, "n", sizeof(int64_t), 0);
+        ASSERT_EQ(0,
+                  spate_sink_file(job, "out", numbered, out.c_str(), SPATE_FORMAT_JSON_LINES, 0));
+        spate_config *cfg = config_for(shards);
+        spate_error err{};
+        ASSERT_EQ(0, spate_config_set_kv(cfg, "execution.checkpointing.interval=30ms", &err));
+        ASSERT_EQ(0,
+                  spate_config_set(cfg, "execution.checkpointing.dir", ck.c_str(), "test", &err));
+        if (!stop) {
+            ASSERT_EQ(0,
+                      spate_config_set(cfg, "execution.savepoint.path", sp.c_str(), "test", &err));
+        }
+        std::thread stopper([&] {
+            if (!stop)
+                return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(300));
+            EXPECT_EQ(0, spate_job_trigger_savepoint(job, sp.c_str(), true));
+        });
+        int rc = spate_job_run(job, cfg, &err);
+        stopper.join();
+        EXPECT_EQ(0, rc) << err.message;
+        if (stop) {
+            EXPECT_EQ(2, spate_job_savepoint_status(job));
+        }
+        spate_config_destroy(cfg);
+        spate_job_destroy(job);
+        spate_schema_destroy(schema);
+    };
+    g_spin_ns = 100000; // seconds of work: the savepoint comes mid-way
+    run(2, ck1, true);
+    uint64_t first = expect_exact_sequences(out, {}); // lines committed so far
+    EXPECT_GT(first, 0u);
+    EXPECT_LT(first, (uint64_t)files * lines) << "stopped after the end: nothing to resume";
+    g_spin_ns = 0;
+    run(3, ck2, false);
+    EXPECT_EQ((uint64_t)files * lines, expect_exact_sequences(out, count));
+    for (auto &d : {in, out, ck1, ck2, sp})
+        sp_dir_remove(d.c_str(), nullptr);
+}
+
+} // namespace

@@ -58,6 +58,20 @@
  * Nothing is fsync'ed (Flink's exactly-once sink commits come with
  * checkpoints); a failed run leaves whatever was flushed so far.
  *
+ * Checkpoints. With execution.checkpointing.* on, the sink is transactional
+ * (two-phase commit; the head of operators/sink_file.c has the protocol): a
+ * shard writes .inprogress-<shard>.<ext>, renames it to
+ * _pending-<checkpoint>-<shard>.<ext> at each checkpoint and to
+ * part-<checkpoint>-<shard>.<ext> once that checkpoint is complete (the
+ * output after the last one, when the job finishes, is
+ * part-9999999999-<shard>.<ext>). Only part-* files are output, each record
+ * exactly once; the part-<shard> naming and the lack of fsync above apply
+ * without checkpoints. The source records which of its files each shard
+ * has finished and where it is in the open one, and a restored job resumes
+ * there, also on another shard count. The directory's listing (file count
+ * and names) must be what it was, or the restore is refused; changed file
+ * contents are not detected.
+ *
  * Errors. Builder calls follow spate/job.h: NULL (or a negative code) and
  * the job remembers the first error, reported by spate_job_run. Paths are
  * checked when the job is built, so that the error names them: a source
