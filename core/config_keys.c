@@ -293,6 +293,16 @@ static const struct sp_config_key registry[] = {
         .max = (int64_t)3600 * 1000,
         .description = "Wait between a failure and the restart.",
     },
+    {
+        .name = "execution.checkpointing.aligned-checkpoint-timeout",
+        .type = SPATE_CONFIG_DURATION,
+        .default_text = "0",
+        .min = 0,
+        .max = (int64_t)3600 * 1000,
+        .description = "With unaligned checkpoints: start each one aligned and go on unaligned "
+                       "on a shard that has not aligned after this long (Flink's key); 0: "
+                       "unaligned from the start.",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

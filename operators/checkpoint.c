@@ -287,6 +287,8 @@ static void abandon(struct shard_exec *se)
     ck->pending_channels = 0;
     ck->active = false;
     ck->payload.len = 0;
+    if (ck->align_timer.fn)
+        sp_timer_cancel(se->shard, &ck->align_timer);
 }
 
 /* Puts barrier `id` in front of what sender `kb` still queues for `target`;
@@ -330,6 +332,8 @@ static int cut_sender(struct shard_exec *se, struct op *kb, uint32_t target, uin
     return 0;
 }
 
+static int record_unreplayed(struct shard_exec *se, struct task_state *ts);
+
 /* What a receiver holds but has not processed yet is input channel state. */
 static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct task_state *from,
                         uint32_t from_peer)
@@ -341,6 +345,14 @@ static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct tas
         ts->ck_logging[p] = true;
         se->ck.pending_channels++;
     }
+    return record_unreplayed(se, ts);
+}
+
+/* Restored channel state a receiver has not replayed yet is input channel
+ * state of the next checkpoint, then what is left of its current batch. */
+static int record_unreplayed(struct shard_exec *se, struct task_state *ts)
+{
+    struct op *kb = ts->head;
     struct ckpt_replay *r = &ts->replay;
     for (size_t off = r->off; off < r->buf.len;) {
         struct reader rd = {r->buf.data, r->buf.len, off, false};
@@ -367,7 +379,20 @@ static int cut_receiver(struct shard_exec *se, struct task_state *ts, struct tas
  * they can be rescaled. */
 static bool is_aligned(const struct exec *x, uint32_t flags)
 {
-    return !x->ck.unaligned || (flags & CKPT_FLAG_SAVEPOINT);
+    return !x->ck.unaligned || (flags & CKPT_FLAG_SAVEPOINT) || x->ck.aligned_timeout_ms > 0;
+}
+
+static int switch_to_unaligned(struct shard_exec *se);
+
+/* aligned-checkpoint-timeout: the checkpoint is still aligning on this shard. */
+static void align_timeout_fire(struct sp_shard *s, struct sp_timer *t)
+{
+    (void)s;
+    struct shard_exec *se = t->arg;
+    struct ckpt_shard *ck = &se->ck;
+    if (ck->active && !ck->state_cut && !ck->switched && !(ck->flags & CKPT_FLAG_SAVEPOINT) &&
+        !atomic_load_explicit(&se->x->failed, memory_order_relaxed))
+        (void)switch_to_unaligned(se);
 }
 
 static int start_checkpoint(struct shard_exec *se, uint64_t id, uint32_t flags)
@@ -386,8 +411,15 @@ static int start_checkpoint(struct shard_exec *se, uint64_t id, uint32_t flags)
     ck->sources_cut = false;
     ck->state_cut = false;
     ck->aligned_receivers = 0;
+    ck->switched = false;
     if (sp_checkpoint_dir(se->x->ck.job_root, id, ck->dir, sizeof(ck->dir)) < 0)
         return sp_exec_fail(se, -ENAMETOOLONG, "checkpoint directory");
+    if (se->x->ck.unaligned && se->x->ck.aligned_timeout_ms > 0 && !(flags & CKPT_FLAG_SAVEPOINT) &&
+        ck->align_timer.fn) {
+        uint64_t deadline = ck->cut_ns + (uint64_t)se->x->ck.aligned_timeout_ms * 1000000ull;
+        if (sp_timer_arm(se->shard, &ck->align_timer, deadline) < 0)
+            return sp_exec_fail(se, -SPATE_ELIMIT, "checkpoint: aligned-checkpoint-timeout timer");
+    }
     return 0;
 }
 
@@ -570,6 +602,8 @@ static int task_arrive(struct shard_exec *se, struct task_state *ts, uint64_t id
  * held channels go. */
 static int aligned_cut(struct shard_exec *se)
 {
+    if (se->ck.align_timer.fn)
+        sp_timer_cancel(se->shard, &se->ck.align_timer);
     se->ck.channels_done_ns = sp_clock_ns(); /* alignment: first barrier to last */
     int rc = cut_state(se);
     if (rc < 0)
@@ -652,6 +686,73 @@ static int aligned_trigger(struct shard_exec *se, uint64_t id, uint32_t flags)
     return rc;
 }
 
+/* An aligned checkpoint that did not align in time goes on as unaligned
+ * from this instant (Flink's aligned-checkpoint-timeout): what is still held
+ * behind barriers stays held until the cut below and is post-barrier; every
+ * channel whose barrier has not come is recorded from now on; senders that
+ * have not sent the barrier put it in front of their queues; the state is
+ * cut now, and the receivers are released. */
+static int switch_to_unaligned(struct shard_exec *se)
+{
+    struct exec *x = se->x;
+    struct ckpt_shard *ck = &se->ck;
+    uint64_t id = ck->id;
+    int rc = 0;
+    ck->switched = true;
+    if (!ck->sources_cut && (rc = cut_sources(se)) < 0)
+        return rc;
+    for (uint32_t k = 0; k < x->job->n_nodes; k++) /* announce only what is cut below */
+        for (uint32_t t = 0; se->ops[k].node->kind == NODE_KEY_BY && t < x->n; t++)
+            se->ops[k].snd.announce[t].msg.checkpoint_id = 0;
+    for (uint32_t k = 0; k < x->job->n_nodes && rc == 0; k++) {
+        struct op *op = &se->ops[k];
+        if (op->node->kind != NODE_KEY_BY && op->node->kind != NODE_SINK_EXT)
+            continue;
+        if (op->ck_barrier_id == id && op->ck_arrivals >= op->ck_upstream)
+            continue; /* barrier sent behind its data, or sink pre-committed */
+        op->ck_barrier_id = id;
+        op->ck_arrivals = op->ck_upstream; /* later arrivals do nothing more */
+        if (op->node->kind == NODE_KEY_BY) {
+            for (uint32_t t = 0; t < x->n && rc == 0; t++)
+                rc = cut_sender(se, op, t, id);
+        } else {
+            rc = pre_commit(se, op, id);
+        }
+    }
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_RECEIVER)
+            continue;
+        for (uint32_t p = 0; p < x->n; p++) {
+            if (ts->ck_blocked[p] || ts->head->peers[p].ended)
+                continue;
+            ts->ck_logging[p] = true;
+            ck->pending_channels++;
+        }
+        rc = record_unreplayed(se, ts);
+    }
+    if (rc == 0 && !ck->state_cut)
+        rc = cut_state(se);
+    for (uint32_t i = 0; i < se->n_tasks && rc == 0; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind != TASK_RECEIVER)
+            continue;
+        memset(ts->ck_blocked, 0, x->n * sizeof(bool));
+        ts->ck_aligned = false;
+        if (ts->task)
+            sp_task_wake(se->shard, ts->task);
+    }
+    for (uint32_t k = 0; k < x->job->n_nodes && rc == 0; k++)
+        if (se->ops[k].node->kind == NODE_KEY_BY)
+            for (uint32_t t = 0; t < x->n && rc == 0; t++)
+                rc = announce(se, &se->ops[k], t);
+    SP_LOG_DEBUG("shard %u: checkpoint %" PRIu64 " did not align within %" PRId64
+                 " ms: going on unaligned",
+                 se->id, id, x->ck.aligned_timeout_ms);
+    wake_checkpoint_task(se);
+    return rc;
+}
+
 /* ---- receiver hooks -------------------------------------------------------------- */
 
 static void channel_done(struct task_state *ts, uint32_t peer)
@@ -668,6 +769,11 @@ int sp_ckpt_on_barrier(struct task_state *ts, uint32_t peer, uint64_t id, uint32
 {
     struct shard_exec *se = ts->se;
     struct ckpt_shard *ck = &se->ck;
+    if (id == ck->id && ck->switched) {
+        if (ck->active && ts->ck_logging[peer])
+            channel_done(ts, peer);
+        return 0;
+    }
     if (is_aligned(se->x, flags)) {
         int rc = aligned_open(se, id, flags);
         if (rc < 0 || id != ck->id || !ck->active)
@@ -693,7 +799,7 @@ int sp_ckpt_on_end_of_stream(struct task_state *ts, uint32_t peer)
     if (ts->ck_logging[peer])
         channel_done(ts, peer);
     struct shard_exec *se = ts->se;
-    if (!is_aligned(se->x, se->ck.flags) || !se->ck.active || se->ck.state_cut)
+    if (!is_aligned(se->x, se->ck.flags) || se->ck.switched || !se->ck.active || se->ck.state_cut)
         return 0;
     /* Aligned: a peer that ended needs no barrier; the rest may all be in. */
     ts->head->peers[peer].ended = true;
@@ -773,6 +879,9 @@ static int apply_announcement(struct shard_exec *se, uint32_t channel, uint32_t 
                               uint64_t position)
 {
     struct ckpt_shard *ck = &se->ck;
+    if (se->x->ck.aligned_timeout_ms > 0 && !(id == ck->id && ck->switched))
+        return 0; /* aligned first: only a shard that went unaligned uses them;
+                   * an aligned one waits for the barrier in band */
     if (id > ck->id) {
         int rc = cut_unaligned(se, id, NULL, 0);
         if (rc < 0)
@@ -1311,6 +1420,8 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
     o->min_pause_ms = spate_config_get_duration_ms(cfg, "execution.checkpointing.min-pause");
     o->retained = (uint32_t)spate_config_get_int(cfg, "execution.checkpointing.num-retained");
     o->unaligned = spate_config_get_bool(cfg, "execution.checkpointing.unaligned");
+    o->aligned_timeout_ms =
+        spate_config_get_duration_ms(cfg, "execution.checkpointing.aligned-checkpoint-timeout");
     const char *sp = spate_config_get_string(cfg, "execution.savepoint.path");
     if (sp && sp[0] &&
         snprintf(o->savepoint_path, sizeof(o->savepoint_path), "%s", sp) >=
@@ -1826,6 +1937,7 @@ static int restore_shard(struct shard_exec *se)
 int sp_ckpt_shard_start(struct shard_exec *se)
 {
     int rc;
+    sp_timer_init(&se->ck.align_timer, align_timeout_fire, se);
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         struct task_state *ts = se->tasks[i];
         se->ck.receivers += ts->kind == TASK_RECEIVER;
@@ -1845,6 +1957,8 @@ int sp_ckpt_shard_start(struct shard_exec *se)
 
 void sp_ckpt_shard_stop(struct shard_exec *se)
 {
+    if (se->ck.align_timer.fn)
+        sp_timer_cancel(se->shard, &se->ck.align_timer);
     sp_state_snapshot_abort(se->ck.snap);
     se->ck.snap = NULL;
     buf_free(&se->ck.payload);

@@ -1998,6 +1998,13 @@ out:
         sp_runtime_destroy(x->rt);
     sp_job_state_cleanup(&x->state_opts);
     sp_ckpt_free(x);
+    /* A savepoint asked for but never taken (no checkpoints, or the run
+     * ended first) must not stay pending forever. */
+    int pending = atomic_load(&job->savepoint_state);
+    if ((pending == SAVEPOINT_REQUESTED || pending == SAVEPOINT_RUNNING) &&
+        atomic_compare_exchange_strong(&job->savepoint_state, &pending, -ECANCELED))
+        SP_LOG_WARN("job '%s': the requested savepoint was not taken (%s)", job->name,
+                    x->ck.enabled ? "the run ended first" : "the job takes no checkpoints");
     job->exec = NULL;
     free(x);
     spate_config_destroy(own);

@@ -84,14 +84,16 @@ struct ckpt_shard {
     uint64_t channel_bytes;
     uint64_t state_bytes;
     uint64_t cut_ns;
-    uint64_t channels_done_ns;  /* when the last channel's barrier came */
-    uint32_t flags;             /* CKPT_FLAG_* of the open checkpoint */
-    bool sources_cut;           /* positions recorded, barriers sent from the sources */
-    bool state_cut;             /* state and timers snapshotted */
-    uint32_t receivers;         /* receiver tasks of the shard */
-    uint32_t aligned_receivers; /* aligned mode: receivers holding every barrier */
-    char dir[PATH_MAX];         /* chk-<id> */
-    struct sp_task *task;       /* steps the snapshot, writes, acknowledges */
+    uint64_t channels_done_ns;   /* when the last channel's barrier came */
+    uint32_t flags;              /* CKPT_FLAG_* of the open checkpoint */
+    bool switched;               /* started aligned, went unaligned (timeout) */
+    struct sp_timer align_timer; /* execution.checkpointing.aligned-checkpoint-timeout */
+    bool sources_cut;            /* positions recorded, barriers sent from the sources */
+    bool state_cut;              /* state and timers snapshotted */
+    uint32_t receivers;          /* receiver tasks of the shard */
+    uint32_t aligned_receivers;  /* aligned mode: receivers holding every barrier */
+    char dir[PATH_MAX];          /* chk-<id> */
+    struct sp_task *task;        /* steps the snapshot, writes, acknowledges */
     struct ckpt_call ack;
     bool ack_pending; /* ack built, not yet submitted */
     bool ack_in_flight;
@@ -282,6 +284,7 @@ struct ckpt_opts {
     int64_t min_pause_ms;
     uint32_t retained;
     bool unaligned;
+    int64_t aligned_timeout_ms;    /* > 0 (with unaligned): start aligned, switch after it */
     char job_root[PATH_MAX];       /* <execution.checkpointing.dir>/<job name> */
     char savepoint_path[PATH_MAX]; /* execution.savepoint.path: restore from it */
     bool ignore_unclaimed_state;

@@ -79,6 +79,7 @@ int check(spate_ctx *c, const void *in, void *arg)
 struct Param {
     unsigned shards;
     bool unaligned;
+    int aligned_timeout_ms; // > 0: start aligned, go on unaligned after it
 };
 
 class Checkpointing : public testing::TestWithParam<Param>
@@ -121,6 +122,9 @@ TEST_P(Checkpointing, FrequentCheckpointsDoNotChangeTheResult)
     ASSERT_EQ(0, spate_config_set(cfg, "execution.checkpointing.dir", dir.c_str(), "test", &err));
     ASSERT_EQ(0, spate_config_set(cfg, "execution.checkpointing.unaligned",
                                   p.unaligned ? "true" : "false", "test", &err));
+    std::string timeout = std::to_string(p.aligned_timeout_ms) + "ms";
+    ASSERT_EQ(0, spate_config_set(cfg, "execution.checkpointing.aligned-checkpoint-timeout",
+                                  timeout.c_str(), "test", &err));
     ASSERT_EQ(0, spate_job_run(job, cfg, &err)) << err.message;
 
     // Reference: per key, 1 .. count(key), each once.
@@ -155,11 +159,14 @@ TEST_P(Checkpointing, FrequentCheckpointsDoNotChangeTheResult)
 }
 
 INSTANTIATE_TEST_SUITE_P(Shards, Checkpointing,
-                         testing::Values(Param{1, true}, Param{2, true}, Param{4, true},
-                                         Param{1, false}, Param{2, false}, Param{4, false}),
+                         testing::Values(Param{1, true, 0}, Param{2, true, 0}, Param{4, true, 0},
+                                         Param{1, false, 0}, Param{2, false, 0}, Param{4, false, 0},
+                                         Param{2, true, 1}, Param{4, true, 1}),
                          [](const testing::TestParamInfo<Param> &i) {
                              return std::to_string(i.param.shards) + "shards_" +
-                                    (i.param.unaligned ? "unaligned" : "aligned");
+                                    (i.param.aligned_timeout_ms ? "aligned_then_unaligned"
+                                     : i.param.unaligned        ? "unaligned"
+                                                                : "aligned");
                          });
 
 TEST(CheckpointConfig, IntervalWithoutDirectoryIsRefusedNamingTheKeys)

@@ -117,6 +117,21 @@ TEST_F(Recovery, KilledUnderFullLoadWithChannelStateStillExactlyOnce)
     expect_exactly_once(spec, 4, 3);
 }
 
+// Checkpoints start aligned and go on unaligned after 2 ms on a shard that
+// has not aligned (execution.checkpointing.aligned-checkpoint-timeout).
+TEST_F(Recovery, KilledWhileSwitchingFromAlignedToUnalignedStillExactlyOnce)
+{
+    LoopSpec spec{"Recovery.KilledWhileSwitching",
+                  4000000,
+                  1000,
+                  0,
+                  6,
+                  200,
+                  450,
+                  {"execution.checkpointing.aligned-checkpoint-timeout=2ms"}};
+    expect_exactly_once(spec, 3, 2);
+}
+
 TEST_F(Recovery, KilledWithRocksDbStateStillExactlyOnce)
 {
     LoopSpec spec{"Recovery.KilledWithRocksDb",  200000, 200, 40000, 8, 250, 600,

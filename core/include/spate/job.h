@@ -294,7 +294,8 @@ int spate_sink_stdout(struct spate_job *job, const char *name, struct spate_stre
 int spate_job_trigger_savepoint(struct spate_job *job, const char *dir, bool stop);
 
 /* The last requested savepoint: 0 none, 1 pending, 2 complete, <0 failed
- * (an errno or SPATE_E* code). Any thread. */
+ * (an errno or SPATE_E* code; -ECANCELED when the run ended without taking
+ * it, e.g. a job without checkpoints). Any thread. */
 int spate_job_savepoint_status(const struct spate_job *job);
 
 /* ---- checkpoint statistics ------------------------------------------------- */
