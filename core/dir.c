@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/dir.h"
 
@@ -79,6 +80,22 @@ int sp_dir_remove(const char *path, struct spate_error *err)
         if (e == 0)
             e = EIO;
         return spate_error_set(err, -e, "%s: cannot remove: %s", path, strerror(e));
+    }
+    return 0;
+}
+
+int sp_write_all(int fd, const void *p, size_t n)
+{
+    const unsigned char *c = p;
+    while (n) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        c += w;
+        n -= (size_t)w;
     }
     return 0;
 }

@@ -6,6 +6,8 @@
 #ifndef SP_CORE_DIR_H
 #define SP_CORE_DIR_H
 
+#include <stddef.h>
+
 #include "spate/error.h"
 
 /*
@@ -25,5 +27,9 @@ int sp_dir_create(const char *path, struct spate_error *err);
  * NULL). Blocks on the file system; any thread may call it.
  */
 int sp_dir_remove(const char *path, struct spate_error *err);
+
+/* Writes all n bytes to fd, retrying short writes and EINTR (the one copy
+ * of this loop). 0 or -errno. */
+int sp_write_all(int fd, const void *p, size_t n);
 
 #endif

@@ -38,6 +38,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/bytes.h"
 #include "core/log.h"
 #include "core/record.h"
 #include "io/file_reader.h"
@@ -108,34 +109,6 @@ uint32_t sp_file_split_files(uint32_t n_files, uint32_t split, uint32_t splits)
     return splits && split < n_files ? (n_files - split - 1) / splits + 1 : 0;
 }
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
-
 static bool progress_partial(const struct sp_file_progress *p)
 {
     return p->state == SP_FILE_PARTIAL && p->offset > 0;
@@ -173,26 +146,26 @@ int sp_file_position_encode(const struct sp_file_listing *listing, uint32_t spli
     unsigned char *p = buf;
     uint32_t done_below = first < n_own ? split + first * splits : n_files;
     p[0] = SP_FILE_POSITION_VERSION;
-    put_u32(p + 1, split);
-    put_u32(p + 5, splits);
-    put_u32(p + 9, n_files);
-    put_u64(p + 13, listing->names_hash);
-    put_u32(p + 21, done_below);
-    put_u32(p + 25, n_bits);
+    sp_put_le32(p + 1, split);
+    sp_put_le32(p + 5, splits);
+    sp_put_le32(p + 9, n_files);
+    sp_put_le64(p + 13, listing->names_hash);
+    sp_put_le32(p + 21, done_below);
+    sp_put_le32(p + 25, n_bits);
     p += POS_HEAD_BYTES;
     memset(p, 0, (n_bits + 7) / 8);
     for (uint32_t b = 0; b < n_bits; b++)
         if (own[first + b].state == SP_FILE_FINISHED)
             p[b / 8] |= (unsigned char)(1u << (b % 8));
     p += (n_bits + 7) / 8;
-    put_u32(p, n_partial);
+    sp_put_le32(p, n_partial);
     p += 4;
     for (uint32_t k = first; k < n_own; k++) {
         if (own[k].state == SP_FILE_FINISHED || !progress_partial(&own[k]))
             continue;
-        put_u32(p, split + k * splits);
-        put_u64(p + 4, own[k].offset);
-        put_u64(p + 12, (uint64_t)own[k].lines);
+        sp_put_le32(p, split + k * splits);
+        sp_put_le64(p + 4, own[k].offset);
+        sp_put_le64(p + 12, (uint64_t)own[k].lines);
         p += POS_PARTIAL_BYTES;
     }
     return (int)need;
@@ -229,12 +202,12 @@ static int pos_parse(const unsigned char *p, uint32_t bytes, uint32_t i, uint32_
     if (bytes < POS_HEAD_BYTES + 4)
         return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: truncated (%u bytes)", i,
                                count, bytes);
-    v->split = get_u32(p + 1);
-    v->splits = get_u32(p + 5);
-    v->n_files = get_u32(p + 9);
-    v->names_hash = get_u64(p + 13);
-    v->done_below = get_u32(p + 21);
-    v->n_bits = get_u32(p + 25);
+    v->split = sp_get_le32(p + 1);
+    v->splits = sp_get_le32(p + 5);
+    v->n_files = sp_get_le32(p + 9);
+    v->names_hash = sp_get_le64(p + 13);
+    v->done_below = sp_get_le32(p + 21);
+    v->n_bits = sp_get_le32(p + 25);
     if (v->split != i || v->splits != count)
         return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: written by split %u of %u",
                                i, count, v->split, v->splits);
@@ -262,7 +235,7 @@ static int pos_parse(const unsigned char *p, uint32_t bytes, uint32_t i, uint32_
     if (v->n_bits % 8 && v->bits[bit_bytes - 1] >> (v->n_bits % 8))
         return spate_error_set(err, -SPATE_EPARSE, "position %u of %u: stray finished bits", i,
                                count);
-    v->n_partial = get_u32(p + at);
+    v->n_partial = sp_get_le32(p + at);
     at += 4;
     v->partial = p + at;
     if ((uint64_t)bytes - at != (uint64_t)v->n_partial * POS_PARTIAL_BYTES)
@@ -272,8 +245,8 @@ static int pos_parse(const unsigned char *p, uint32_t bytes, uint32_t i, uint32_
     uint64_t prev = 0;
     for (uint32_t k = 0; k < v->n_partial; k++) {
         const unsigned char *e = v->partial + (size_t)k * POS_PARTIAL_BYTES;
-        uint32_t index = get_u32(e);
-        uint64_t offset = get_u64(e + 4), lines = get_u64(e + 12);
+        uint32_t index = sp_get_le32(e);
+        uint64_t offset = sp_get_le64(e + 4), lines = sp_get_le64(e + 12);
         if (index >= v->n_files || index % v->splits != v->split || (k && index <= prev) ||
             pos_finished(v, index))
             return spate_error_set(err, -SPATE_EPARSE,
@@ -324,12 +297,12 @@ int sp_file_position_resume(const struct sp_file_listing *listing, const void *c
         }
         for (uint32_t k = 0; k < v.n_partial; k++) {
             const unsigned char *e = v.partial + (size_t)k * POS_PARTIAL_BYTES;
-            uint32_t index = get_u32(e);
+            uint32_t index = sp_get_le32(e);
             if (index % splits != split)
                 continue;
             own[(index - split) / splits] = (struct sp_file_progress){
-                .offset = get_u64(e + 4),
-                .lines = (int64_t)get_u64(e + 12),
+                .offset = sp_get_le64(e + 4),
+                .lines = (int64_t)sp_get_le64(e + 12),
                 .state = SP_FILE_PARTIAL,
             };
         }

@@ -29,6 +29,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/bytes.h"
 #include "core/dir.h"
 #include "state/checkpoint_store.h"
 
@@ -47,34 +48,6 @@
 #define KIND_SAVEPOINT  "savepoint"
 
 /* ---- little helpers --------------------------------------------------------- */
-
-static void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++)
-        v |= (uint32_t)p[i] << (8 * i);
-    return v;
-}
-
-static uint64_t get_u64(const unsigned char *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v |= (uint64_t)p[i] << (8 * i);
-    return v;
-}
 
 /* "<a>/<b>" into out. 0 or -ENAMETOOLONG. */
 static int join(char *out, size_t cap, const char *a, const char *b)
@@ -123,22 +96,6 @@ static int fsync_parent(const char *path)
     return fsync_dir(dir);
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 /* Reads n bytes at off; -SPATE_EPARSE when the file ends first. */
 static int pread_all(int fd, void *p, size_t n, uint64_t off)
 {
@@ -178,7 +135,7 @@ static int write_durably(const char *path, const struct iovec *iov, int iov_coun
     int rc = 0;
     const char *what = "write";
     for (int i = 0; !rc && i < iov_count; i++)
-        rc = write_all(fd, iov[i].iov_base, iov[i].iov_len);
+        rc = sp_write_all(fd, iov[i].iov_base, iov[i].iov_len);
     if (!rc && fsync(fd) < 0)
         rc = -errno, what = "fsync";
     if (close(fd) < 0 && !rc)
@@ -819,10 +776,10 @@ int sp_checkpoint_file_write(const char *path, const void *payload, size_t bytes
         return spate_error_set(err, -EINVAL, "checkpoint file: no path or payload");
     unsigned char header[SHARD_HEADER], trailer[SHARD_TRAILER];
     memcpy(header, SHARD_MAGIC, 8);
-    put_u32(header + 8, SP_CHECKPOINT_FORMAT_VERSION);
-    put_u32(header + 12, 0);
-    put_u64(header + 16, bytes);
-    put_u64(trailer, XXH3_64bits(payload, bytes));
+    sp_put_le32(header + 8, SP_CHECKPOINT_FORMAT_VERSION);
+    sp_put_le32(header + 12, 0);
+    sp_put_le64(header + 16, bytes);
+    sp_put_le64(trailer, XXH3_64bits(payload, bytes));
     struct iovec iov[3] = {
         {.iov_base = header, .iov_len = sizeof(header)},
         {.iov_base = (void *)payload, .iov_len = bytes},
@@ -851,13 +808,13 @@ static int file_verify(int fd, const char *path, void **payload, size_t *bytes,
                    : spate_error_set(err, rc, "%s: cannot read: %s", path, strerror(-rc));
     if (memcmp(h, SHARD_MAGIC, 8))
         return corrupt(err, path, "bad magic (not a checkpoint shard file)");
-    uint32_t version = get_u32(h + 8);
+    uint32_t version = sp_get_le32(h + 8);
     if (version != SP_CHECKPOINT_FORMAT_VERSION)
         return corrupt(err, path, "unsupported format version %" PRIu32 " (this build reads %d)",
                        version, SP_CHECKPOINT_FORMAT_VERSION);
-    if (get_u32(h + 12) != 0)
+    if (sp_get_le32(h + 12) != 0)
         return corrupt(err, path, "bad header (reserved field is not zero)");
-    uint64_t n = get_u64(h + 16);
+    uint64_t n = sp_get_le64(h + 16);
     uint64_t body = size - SHARD_HEADER - SHARD_TRAILER;
     if (n > body)
         return corrupt(err, path,
@@ -882,7 +839,7 @@ static int file_verify(int fd, const char *path, void **payload, size_t *bytes,
                    ? corrupt(err, path, "truncated")
                    : spate_error_set(err, rc, "%s: cannot read: %s", path, strerror(-rc));
     }
-    if (XXH3_64bits(buf, (size_t)n) != get_u64(t)) {
+    if (XXH3_64bits(buf, (size_t)n) != sp_get_le64(t)) {
         free(buf);
         return corrupt(err, path, "checksum mismatch (file corrupt)");
     }

@@ -60,6 +60,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "core/bytes.h"
+#include "core/dir.h"
 #include "spate/limits.h"
 #include "state/backend.h"
 #include "state/backend_int.h"
@@ -90,31 +92,9 @@ static inline void put_u16(unsigned char *p, uint16_t v)
     p[1] = (unsigned char)(v >> 8);
 }
 
-static inline void put_u32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static inline void put_u64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
 static inline uint16_t get_u16(const unsigned char *p)
 {
     return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static inline uint32_t get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static inline uint64_t get_u64(const unsigned char *p)
-{
-    return (uint64_t)get_u32(p) | (uint64_t)get_u32(p + 4) << 32;
 }
 
 static uint64_t mono_ns(void)
@@ -198,22 +178,6 @@ static void pause_note(struct sp_state_snapshot *s, uint64_t start_ns)
         s->pause_ns = d;
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    while (n) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 static int set_error(struct sp_state_snapshot *s, int rc, const char *what)
 {
     if (!s->error) {
@@ -228,7 +192,7 @@ static int flush(struct sp_state_snapshot *s)
 {
     if (!s->buf_used)
         return 0;
-    int rc = write_all(s->fd, s->buf, s->buf_used);
+    int rc = sp_write_all(s->fd, s->buf, s->buf_used);
     if (rc)
         return set_error(s, rc, "write");
     s->flushed_off += s->buf_used;
@@ -257,7 +221,7 @@ static int out(struct sp_state_snapshot *s, const void *p, size_t n)
     if (rc)
         return rc;
     if (n >= IO_BUFFER_BYTES / 2) { /* large: skip the copy */
-        rc = write_all(s->fd, p, n);
+        rc = sp_write_all(s->fd, p, n);
         if (rc)
             return set_error(s, rc, "write");
         s->flushed_off += n;
@@ -271,13 +235,13 @@ static int out(struct sp_state_snapshot *s, const void *p, size_t n)
 static void item_header(unsigned char *h, const struct sp_state_ref *ref, enum sp_state_kind kind,
                         uint32_t ukey_bytes, uint32_t value_bytes, int64_t expire_at_ms)
 {
-    put_u32(h, ref->state_id);
+    sp_put_le32(h, ref->state_id);
     h[4] = (unsigned char)kind;
-    put_u32(h + 5, ref->key_bytes);
-    put_u32(h + 9, ref->ns_bytes);
-    put_u32(h + 13, ukey_bytes);
-    put_u32(h + 17, value_bytes);
-    put_u64(h + 21, (uint64_t)expire_at_ms);
+    sp_put_le32(h + 5, ref->key_bytes);
+    sp_put_le32(h + 9, ref->ns_bytes);
+    sp_put_le32(h + 13, ukey_bytes);
+    sp_put_le32(h + 17, value_bytes);
+    sp_put_le64(h + 21, (uint64_t)expire_at_ms);
 }
 
 /* ---- per-cell copy-on-write ---------------------------------------------- */
@@ -734,12 +698,12 @@ int sp_state_snapshot_begin(struct sp_state_backend *b, const char *path,
         return spate_error_set(err, -ENOMEM, "snapshot %s: out of memory", path);
     }
     memcpy(h, HEADER_MAGIC, 8);
-    put_u32(h + 8, SP_SNAPSHOT_FORMAT_VERSION);
-    put_u32(h + 12, (uint32_t)hbytes);
-    put_u32(h + 16, b->max_parallelism);
-    put_u32(h + 20, b->first_kg);
-    put_u32(h + 24, b->end_kg);
-    put_u32(h + 28, b->state_count);
+    sp_put_le32(h + 8, SP_SNAPSHOT_FORMAT_VERSION);
+    sp_put_le32(h + 12, (uint32_t)hbytes);
+    sp_put_le32(h + 16, b->max_parallelism);
+    sp_put_le32(h + 20, b->first_kg);
+    sp_put_le32(h + 24, b->end_kg);
+    sp_put_le32(h + 28, b->state_count);
     unsigned char *p = h + HEADER_FIXED_BYTES;
     for (uint32_t i = 0; i < b->state_count; i++) {
         const struct sp_state_desc *d = &b->states[i];
@@ -747,10 +711,10 @@ int sp_state_snapshot_begin(struct sp_state_backend *b, const char *path,
         put_u16(p, (uint16_t)len);
         memcpy(p + 2, d->name, len);
         p[2 + len] = (unsigned char)d->kind;
-        put_u64(p + 3 + len, (uint64_t)d->ttl_ms);
+        sp_put_le64(p + 3 + len, (uint64_t)d->ttl_ms);
         p += STATE_ENTRY_BYTES + len;
     }
-    put_u64(p, XXH3_64bits(h, hbytes - 8));
+    sp_put_le64(p, XXH3_64bits(h, hbytes - 8));
     int rc = out(s, h, hbytes);
     free(h);
     if (rc) {
@@ -856,21 +820,21 @@ int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapsh
     XXH3_64bits_reset(&isum);
     for (uint32_t i = 0; i < groups && !rc; i++) {
         unsigned char e[INDEX_ENTRY_BYTES];
-        put_u32(e, s->first_kg + i);
-        put_u32(e + 4, 0);
-        put_u64(e + 8, s->index[i].offset);
-        put_u64(e + 16, s->index[i].length);
-        put_u64(e + 24, s->index[i].items);
-        put_u64(e + 32, s->index[i].checksum);
+        sp_put_le32(e, s->first_kg + i);
+        sp_put_le32(e + 4, 0);
+        sp_put_le64(e + 8, s->index[i].offset);
+        sp_put_le64(e + 16, s->index[i].length);
+        sp_put_le64(e + 24, s->index[i].items);
+        sp_put_le64(e + 32, s->index[i].checksum);
         XXH3_64bits_update(&isum, e, sizeof(e));
         rc = out(s, e, sizeof(e));
     }
     unsigned char t[TRAILER_BYTES];
-    put_u64(t, index_off);
-    put_u32(t + 8, groups);
-    put_u32(t + 12, SP_SNAPSHOT_FORMAT_VERSION);
-    put_u64(t + 16, XXH3_64bits_digest(&isum));
-    put_u64(t + 24, XXH3_64bits(t, 24));
+    sp_put_le64(t, index_off);
+    sp_put_le32(t + 8, groups);
+    sp_put_le32(t + 12, SP_SNAPSHOT_FORMAT_VERSION);
+    sp_put_le64(t + 16, XXH3_64bits_digest(&isum));
+    sp_put_le64(t + 24, XXH3_64bits(t, 24));
     memcpy(t + 32, TRAILER_MAGIC, 8);
     if (!rc)
         rc = out(s, t, sizeof(t));
@@ -1041,12 +1005,12 @@ static int open_file(struct snap_file *f, uint32_t max_parallelism, struct spate
         return rc;
     if (memcmp(fixed, HEADER_MAGIC, 8) != 0)
         return corrupt(err, f->path, "not a Spate keyed-state snapshot (bad magic)");
-    uint32_t version = get_u32(fixed + 8);
+    uint32_t version = sp_get_le32(fixed + 8);
     if (version != SP_SNAPSHOT_FORMAT_VERSION)
         return spate_error_set(err, -EINVAL,
                                "snapshot %s: format version %u; this build reads version %u",
                                f->path, version, SP_SNAPSHOT_FORMAT_VERSION);
-    f->header_bytes = get_u32(fixed + 12);
+    f->header_bytes = sp_get_le32(fixed + 12);
     if (f->header_bytes < HEADER_FIXED_BYTES + 8 || f->header_bytes > HEADER_BYTES_MAX ||
         f->header_bytes > f->size - TRAILER_BYTES)
         return corrupt(err, f->path, "header length out of range (corrupt header)");
@@ -1054,16 +1018,16 @@ static int open_file(struct snap_file *f, uint32_t max_parallelism, struct spate
     if (!h)
         return spate_error_set(err, -ENOMEM, "snapshot %s: out of memory", f->path);
     rc = read_at(f, h, f->header_bytes, 0, "header", err);
-    if (!rc && XXH3_64bits(h, f->header_bytes - 8) != get_u64(h + f->header_bytes - 8))
+    if (!rc && XXH3_64bits(h, f->header_bytes - 8) != sp_get_le64(h + f->header_bytes - 8))
         rc = corrupt(err, f->path, "header checksum mismatch");
     if (rc) {
         free(h);
         return rc;
     }
-    f->max_parallelism = get_u32(h + 16);
-    f->first_kg = get_u32(h + 20);
-    f->end_kg = get_u32(h + 24);
-    f->state_count = get_u32(h + 28);
+    f->max_parallelism = sp_get_le32(h + 16);
+    f->first_kg = sp_get_le32(h + 20);
+    f->end_kg = sp_get_le32(h + 24);
+    f->state_count = sp_get_le32(h + 28);
     if (f->max_parallelism != max_parallelism) {
         free(h);
         return spate_error_set(err, -EINVAL,
@@ -1093,7 +1057,7 @@ static int open_file(struct snap_file *f, uint32_t max_parallelism, struct spate
         memcpy(fs->name, p + 2, len);
         fs->name[len] = '\0';
         fs->kind = (enum sp_state_kind)p[2 + len];
-        fs->ttl_ms = (int64_t)get_u64(p + 3 + len);
+        fs->ttl_ms = (int64_t)sp_get_le64(p + 3 + len);
         if (strlen(fs->name) != len ||
             (fs->kind != SP_STATE_VALUE && fs->kind != SP_STATE_LIST && fs->kind != SP_STATE_MAP) ||
             fs->ttl_ms < 0)
@@ -1111,11 +1075,11 @@ static int open_file(struct snap_file *f, uint32_t max_parallelism, struct spate
         return rc;
     if (memcmp(t + 32, TRAILER_MAGIC, 8) != 0)
         return corrupt(err, f->path, "truncated or unfinished (no trailer at its end)");
-    if (XXH3_64bits(t, 24) != get_u64(t + 24))
+    if (XXH3_64bits(t, 24) != sp_get_le64(t + 24))
         return corrupt(err, f->path, "trailer checksum mismatch");
-    uint64_t index_off = get_u64(t);
-    uint32_t entries = get_u32(t + 8);
-    if (get_u32(t + 12) != SP_SNAPSHOT_FORMAT_VERSION)
+    uint64_t index_off = sp_get_le64(t);
+    uint32_t entries = sp_get_le32(t + 8);
+    if (sp_get_le32(t + 12) != SP_SNAPSHOT_FORMAT_VERSION)
         return corrupt(err, f->path, "trailer version differs from the header's");
     uint32_t groups = f->end_kg - f->first_kg;
     if (entries != groups || index_off < f->header_bytes ||
@@ -1129,16 +1093,16 @@ static int open_file(struct snap_file *f, uint32_t max_parallelism, struct spate
         return spate_error_set(err, -ENOMEM, "snapshot %s: out of memory", f->path);
     }
     rc = read_at(f, ix, ibytes, index_off, "index", err);
-    if (!rc && XXH3_64bits(ix, ibytes) != get_u64(t + 16))
+    if (!rc && XXH3_64bits(ix, ibytes) != sp_get_le64(t + 16))
         rc = corrupt(err, f->path, "index checksum mismatch");
     for (uint32_t i = 0; i < groups && !rc; i++) {
         const unsigned char *e = ix + (size_t)i * INDEX_ENTRY_BYTES;
         struct index_entry *ie = &f->index[i];
-        ie->offset = get_u64(e + 8);
-        ie->length = get_u64(e + 16);
-        ie->items = get_u64(e + 24);
-        ie->checksum = get_u64(e + 32);
-        if (get_u32(e) != f->first_kg + i || ie->offset < f->header_bytes ||
+        ie->offset = sp_get_le64(e + 8);
+        ie->length = sp_get_le64(e + 16);
+        ie->items = sp_get_le64(e + 24);
+        ie->checksum = sp_get_le64(e + 32);
+        if (sp_get_le32(e) != f->first_kg + i || ie->offset < f->header_bytes ||
             ie->offset > index_off || ie->length > index_off - ie->offset)
             rc = corrupt(err, f->path, "malformed index entry");
     }
@@ -1222,11 +1186,11 @@ static int scan_section(struct snap_file *f, uint32_t kg, struct reader *r,
             break;
         }
         const unsigned char *h = r->buf + r->head;
-        uint32_t sidx = get_u32(h);
+        uint32_t sidx = sp_get_le32(h);
         enum sp_state_kind kind = (enum sp_state_kind)h[4];
-        uint32_t key_bytes = get_u32(h + 5), ns_bytes = get_u32(h + 9);
-        uint32_t ukey_bytes = get_u32(h + 13), value_bytes = get_u32(h + 17);
-        int64_t expire_at_ms = (int64_t)get_u64(h + 21);
+        uint32_t key_bytes = sp_get_le32(h + 5), ns_bytes = sp_get_le32(h + 9);
+        uint32_t ukey_bytes = sp_get_le32(h + 13), value_bytes = sp_get_le32(h + 17);
+        int64_t expire_at_ms = (int64_t)sp_get_le64(h + 21);
         if (sidx >= f->state_count || f->states[sidx].kind != kind) {
             bad = "item of an unknown state or the wrong kind";
             break;
