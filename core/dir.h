@@ -7,6 +7,7 @@
 #define SP_CORE_DIR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "spate/error.h"
 
@@ -31,5 +32,13 @@ int sp_dir_remove(const char *path, struct spate_error *err);
 /* Writes all n bytes to fd, retrying short writes and EINTR (the one copy
  * of this loop). 0 or -errno. */
 int sp_write_all(int fd, const void *p, size_t n);
+
+/* Reads exactly n bytes at offset off, retrying short reads and EINTR.
+ * 0, -SPATE_EPARSE when the file ends first (a truncated file), or -errno. */
+int sp_read_all_at(int fd, void *p, size_t n, uint64_t off);
+
+/* fsyncs directory `dir` (after a rename or create in it, for the entry to
+ * be durable). 0 or -errno. */
+int sp_dir_sync(const char *dir);
 
 #endif

@@ -116,16 +116,10 @@ static void part_path(const struct file_sink_cfg *cfg, uint64_t id, uint32_t sha
 
 static int sync_dir(const struct file_sink_cfg *cfg, struct spate_error *err)
 {
-    int fd = open(cfg->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) < 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        return spate_error_set(err, -e, "%s: fsync of the directory failed: %s", cfg->dir,
-                               strerror(e));
-    }
-    close(fd);
-    return 0;
+    int rc = sp_dir_sync(cfg->dir);
+    return rc < 0 ? spate_error_set(err, rc, "%s: fsync of the directory failed: %s", cfg->dir,
+                                    strerror(-rc))
+                  : 0;
 }
 
 static int rename_or_fail(const char *from, const char *to, struct spate_error *err)

@@ -70,16 +70,6 @@ static int corrupt(struct spate_error *err, const char *path, const char *fmt, .
     return spate_error_set(err, -SPATE_EPARSE, "%s: %s", path, what);
 }
 
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    int rc = fsync(fd) < 0 ? -errno : 0;
-    close(fd);
-    return rc;
-}
-
 /* fsyncs the directory holding path. */
 static int fsync_parent(const char *path)
 {
@@ -88,32 +78,12 @@ static int fsync_parent(const char *path)
         return -ENAMETOOLONG;
     char *slash = strrchr(dir, '/');
     if (!slash)
-        return fsync_dir(".");
+        return sp_dir_sync(".");
     if (slash == dir)
         slash[1] = '\0';
     else
         *slash = '\0';
-    return fsync_dir(dir);
-}
-
-/* Reads n bytes at off; -SPATE_EPARSE when the file ends first. */
-static int pread_all(int fd, void *p, size_t n, uint64_t off)
-{
-    unsigned char *c = p;
-    while (n) {
-        ssize_t r = pread(fd, c, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -SPATE_EPARSE;
-        c += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
+    return sp_dir_sync(dir);
 }
 
 /*
@@ -295,7 +265,7 @@ int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_
         return spate_error_set(err, rc, "%s: cannot create directory: %s", dir, strerror(-rc));
     }
     /* The directory entry must survive a crash with the _metadata inside. */
-    if ((rc = fsync_dir(job_root)) < 0)
+    if ((rc = sp_dir_sync(job_root)) < 0)
         return spate_error_set(err, rc, "%s: fsync: %s", job_root, strerror(-rc));
     return 0;
 }
@@ -801,7 +771,7 @@ static int file_verify(int fd, const char *path, void **payload, size_t *bytes,
         return corrupt(err, path, "truncated (%" PRIu64 " bytes, less than a header and trailer)",
                        size);
     unsigned char h[SHARD_HEADER], t[SHARD_TRAILER];
-    int rc = pread_all(fd, h, sizeof(h), 0);
+    int rc = sp_read_all_at(fd, h, sizeof(h), 0);
     if (rc)
         return rc == -SPATE_EPARSE
                    ? corrupt(err, path, "truncated")
@@ -831,8 +801,8 @@ static int file_verify(int fd, const char *path, void **payload, size_t *bytes,
     unsigned char *buf = malloc(n ? (size_t)n : 1);
     if (!buf)
         return spate_error_set(err, -ENOMEM, "%s: out of memory (%" PRIu64 " bytes)", path, n);
-    if (!(rc = pread_all(fd, buf, (size_t)n, SHARD_HEADER)))
-        rc = pread_all(fd, t, sizeof(t), SHARD_HEADER + n);
+    if (!(rc = sp_read_all_at(fd, buf, (size_t)n, SHARD_HEADER)))
+        rc = sp_read_all_at(fd, t, sizeof(t), SHARD_HEADER + n);
     if (rc) {
         free(buf);
         return rc == -SPATE_EPARSE

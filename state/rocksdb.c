@@ -1475,15 +1475,6 @@ static int link_or_copy(const char *from, const char *to)
     return -errno;
 }
 
-static void fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
 /* ---- native snapshots --------------------------------------------------------------- */
 
 static struct shared_file *shared_find(struct rdb_backend *b, const char *name)
@@ -1752,8 +1743,8 @@ static int rdb_native_snapshot(struct sp_state_backend *base, const char *dir,
     s.files_new++;
     s.bytes_total += t.len;
     s.bytes_new += t.len;
-    fsync_dir(shared_dir);
-    fsync_dir(dir);
+    (void)sp_dir_sync(shared_dir);
+    (void)sp_dir_sync(dir);
     rc = 0;
 out:
     sp_dir_remove(cp, NULL);

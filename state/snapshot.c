@@ -954,29 +954,10 @@ static int corrupt(struct spate_error *err, const char *path, const char *what)
     return spate_error_set(err, -SPATE_EPARSE, "snapshot %s: %s; refusing to restore", path, what);
 }
 
-static int pread_all(int fd, void *p, size_t n, uint64_t off)
-{
-    unsigned char *c = p;
-    while (n) {
-        ssize_t r = pread(fd, c, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        if (r == 0)
-            return -SPATE_EPARSE; /* shorter than its own trailer says */
-        c += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
 static int read_at(struct snap_file *f, void *p, size_t n, uint64_t off, const char *what,
                    struct spate_error *err)
 {
-    int rc = pread_all(f->fd, p, n, off);
+    int rc = sp_read_all_at(f->fd, p, n, off);
     if (rc == -SPATE_EPARSE)
         return corrupt(err, f->path, "truncated");
     if (rc)
@@ -1139,7 +1120,7 @@ static int reader_fill(struct reader *r, size_t need)
         size_t n = r->cap - r->tail;
         if (n > r->end - r->pos)
             n = (size_t)(r->end - r->pos);
-        int rc = pread_all(r->fd, r->buf + r->tail, n, r->pos);
+        int rc = sp_read_all_at(r->fd, r->buf + r->tail, n, r->pos);
         if (rc)
             return rc;
         XXH3_64bits_update(&r->sum, r->buf + r->tail, n);
