@@ -133,12 +133,16 @@ int sp_file_writer_close(struct sp_file_writer *w, struct spate_error *err)
     return rc;
 }
 
-int sp_file_writer_sync(struct sp_file_writer *w, struct spate_error *err)
+int sp_file_writer_release(struct sp_file_writer *w, int *fd_out, struct spate_error *err)
 {
     int rc = sp_file_writer_flush(w, err);
-    if (rc == 0 && w->fd >= 0 && fsync(w->fd) < 0)
-        rc = spate_error_set(err, -errno, "%s: fsync failed: %s", w->path, strerror(errno));
-    return rc;
+    if (rc == 0 && w->fd < 0)
+        rc = spate_error_set(err, -EBADF, "%s: already closed", w->path);
+    if (rc < 0)
+        return rc;
+    *fd_out = w->fd;
+    w->fd = -1;
+    return 0;
 }
 
 const char *sp_file_writer_path(const struct sp_file_writer *w)

@@ -57,8 +57,11 @@ int sp_file_writer_flush(struct sp_file_writer *w, struct spate_error *err);
  * (-EBADF). 0 or -errno (from the flush or close(2)). */
 int sp_file_writer_close(struct sp_file_writer *w, struct spate_error *err);
 
-/* Flushes and fsyncs the file (a transaction's pre-commit). 0 or -errno. */
-int sp_file_writer_sync(struct sp_file_writer *w, struct spate_error *err);
+/* Flushes and hands the open descriptor to the caller (who closes it; a
+ * transaction's pre-commit gives it to the checkpoint, which fsyncs it
+ * through io_uring). Later calls but destroy are errors (-EBADF). 0 or
+ * -errno. */
+int sp_file_writer_release(struct sp_file_writer *w, int *fd_out, struct spate_error *err);
 const char *sp_file_writer_path(const struct sp_file_writer *w);
 
 /* sp_dir_create (mkdir -p) is in core/dir.h. */

@@ -60,6 +60,7 @@
 #include "operators/keyed_op.h"
 #include "operators/sink_op.h"
 #include "operators/source_op.h"
+#include "shards/uring_file.h"
 #include "state/checkpoint_store.h"
 
 /* Entries of a shard file's payload (little-endian, no padding; a string
@@ -268,12 +269,31 @@ static void wake_checkpoint_task(struct shard_exec *se)
         sp_task_wake(se->shard, se->ck.task);
 }
 
+static void ufile_wake(struct sp_shard *shard, void *arg)
+{
+    (void)shard;
+    wake_checkpoint_task(arg);
+}
+
+/* Closes the files of the local part (removing what was not committed). */
+static void close_files(struct ckpt_shard *ck)
+{
+    sp_state_snapshot_abort(ck->snap);
+    ck->snap = NULL;
+    sp_ufile_close(ck->shard_file);
+    ck->shard_file = NULL;
+    for (uint32_t i = 0; i < ck->sink_files_count; i++)
+        sp_ufile_close(ck->sink_files[i]);
+    ck->sink_files_count = 0;
+    ck->snap_written = false;
+    ck->files_started = false;
+}
+
 /* Drops the local part of a checkpoint that can no longer complete. */
 static void abandon(struct shard_exec *se)
 {
     struct ckpt_shard *ck = &se->ck;
-    sp_state_snapshot_abort(ck->snap);
-    ck->snap = NULL;
+    close_files(ck);
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         struct task_state *ts = se->tasks[i];
         if (!ts->ck_logging)
@@ -504,7 +524,9 @@ static int cut_state(struct shard_exec *se)
             rc = sp_state_snapshot_native(se->state, path, NULL, &st, &err);
         ck->state_bytes = st.bytes_new;
     } else {
-        rc = sp_state_snapshot_begin(se->state, path, &ck->snap, &err);
+        struct sp_state_snapshot_io io = {.shard = se->shard, .wake = ufile_wake, .wake_arg = se};
+        /* No rename: chk-<n> is committed by its _metadata. */
+        rc = sp_state_snapshot_begin_io(se->state, path, &io, &ck->snap, &err);
     }
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
@@ -1008,31 +1030,80 @@ static int send_call(struct sp_shard *s, uint32_t target, sp_xs_fn fn, struct ck
 
 /* ---- the shard's checkpoint task ---------------------------------------------------- */
 
-static int finish_local(struct shard_exec *se)
+/* Starts committing the local files at once, so that their fsyncs overlap:
+ * the state file (sealed now), the shard file (positions, timers, channel
+ * state) and the sinks' transaction files. */
+static int start_files(struct shard_exec *se)
 {
     struct ckpt_shard *ck = &se->ck;
     struct spate_error err = {0};
-    int rc = 0;
-    if (ck->snap) {
-        struct sp_state_snapshot_stats st = {0};
-        rc = sp_state_snapshot_finish(ck->snap, &st, &err);
-        ck->snap = NULL;
-        ck->state_bytes = st.bytes_total;
-        if (rc < 0)
-            return sp_exec_fail(se, rc, err.message);
-    }
-    uint64_t state_done_ns = sp_clock_ns();
-    sp_failpoint("checkpoint.state-written");
+    ck->state_done_ns = sp_clock_ns();
     char path[PATH_MAX + 32];
     snprintf(path, sizeof(path), "%s/shard-%u", ck->dir, se->id);
-    rc = sp_checkpoint_file_write(path, ck->payload.data, ck->payload.len, &err);
+    unsigned char h[SP_CHECKPOINT_FILE_HEADER_BYTES], t[SP_CHECKPOINT_FILE_TRAILER_BYTES];
+    sp_checkpoint_file_frame(ck->payload.data, ck->payload.len, h, t);
+    int rc = sp_ufile_create(se->shard, path, 0, ufile_wake, se, &ck->shard_file, &err);
+    if (rc == 0 && ((rc = sp_ufile_append(ck->shard_file, h, sizeof(h))) < 0 ||
+                    (rc = sp_ufile_append(ck->shard_file, ck->payload.data, ck->payload.len)) < 0 ||
+                    (rc = sp_ufile_append(ck->shard_file, t, sizeof(t))) < 0 ||
+                    (rc = sp_ufile_commit(ck->shard_file)) < 0))
+        spate_error_set(&err, rc, "%s: %s", path, strerror(-rc));
+    for (uint32_t i = 0; rc == 0 && i < ck->sink_files_count; i++)
+        rc = sp_ufile_commit(ck->sink_files[i]);
     if (rc < 0)
-        return sp_exec_fail(se, rc, err.message);
+        return sp_exec_fail(se, rc, err.message[0] ? err.message : "checkpoint: sink file");
+    ck->files_started = true;
+    return 0;
+}
+
+/* 1 when every local file is durable, 0 while some commit runs, <0 failed. */
+static int poll_files(struct shard_exec *se)
+{
+    struct ckpt_shard *ck = &se->ck;
+    struct spate_error err = {0};
+    int done = 1;
+    if (ck->snap) {
+        struct sp_state_snapshot_stats st = {0};
+        int rc = sp_state_snapshot_finish(ck->snap, &st, &err);
+        if (rc == SP_SNAPSHOT_MORE) {
+            done = 0;
+        } else {
+            ck->snap = NULL;
+            if (rc < 0)
+                return sp_exec_fail(se, rc, err.message);
+            ck->state_bytes = st.bytes_total;
+            sp_failpoint("checkpoint.state-written");
+        }
+    }
+    struct sp_ufile *files[] = {ck->shard_file};
+    for (uint32_t i = 0; i < 1 + ck->sink_files_count; i++) {
+        struct sp_ufile *f = i == 0 ? files[0] : ck->sink_files[i - 1];
+        int rc = sp_ufile_poll(f, &err);
+        if (rc < 0)
+            return sp_exec_fail(se, rc, err.message);
+        if (rc == 0)
+            done = 0;
+    }
+    return done;
+}
+
+static int finish_local(struct shard_exec *se)
+{
+    struct ckpt_shard *ck = &se->ck;
+    if (!ck->files_started) {
+        int rc = start_files(se);
+        if (rc < 0)
+            return rc;
+    }
+    int rc = poll_files(se);
+    if (rc <= 0)
+        return rc;
     sp_failpoint("checkpoint.channel-state-written");
-    SP_LOG_DEBUG("shard %u: checkpoint %" PRIu64 ": cut to state written %.1f ms, shard file "
-                 "%.1f ms",
-                 se->id, ck->id, (double)(state_done_ns - ck->cut_ns) / 1e6,
-                 (double)(sp_clock_ns() - state_done_ns) / 1e6);
+    SP_LOG_DEBUG("shard %u: checkpoint %" PRIu64 ": cut to state appended %.1f ms, files durable "
+                 "%.1f ms later",
+                 se->id, ck->id, (double)(ck->state_done_ns - ck->cut_ns) / 1e6,
+                 (double)(sp_clock_ns() - ck->state_done_ns) / 1e6);
+    close_files(ck);
     ck->active = false;
     ck->ack = (struct ckpt_call){
         .x = se->x,
@@ -1048,21 +1119,31 @@ static int finish_local(struct shard_exec *se)
     return 0;
 }
 
+/* Appended but not yet written snapshot bytes above which the checkpoint
+ * task waits for io_uring completions before the next step. */
+#define SNAPSHOT_INFLIGHT_BYTES_MAX (8u << 20)
+
 static int checkpoint_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 {
     struct shard_exec *se = arg;
     struct ckpt_shard *ck = &se->ck;
     if (atomic_load_explicit(&se->x->failed, memory_order_relaxed) || sp_shard_stopping(s))
         return SP_TASK_DONE;
-    if (ck->active && ck->snap) {
+    if (ck->active && ck->snap && !ck->snap_written) {
+        if (sp_state_snapshot_inflight_bytes(ck->snap) > SNAPSHOT_INFLIGHT_BYTES_MAX) {
+            sp_task_wait_wake(s, t); /* a write completion wakes it */
+            return SP_TASK_WAIT;
+        }
         struct spate_error err = {0};
         int rc = sp_state_snapshot_step(ck->snap, SNAPSHOT_STEP_BYTES, &err);
         if (rc < 0)
             return sp_exec_fail(se, rc, err.message);
         if (rc == SP_SNAPSHOT_MORE)
             return SP_TASK_YIELD;
+        ck->snap_written = true;
     }
-    if (ck->active && ck->sources_cut && ck->state_cut && ck->pending_channels == 0) {
+    if (ck->active && ck->sources_cut && ck->state_cut && ck->pending_channels == 0 &&
+        (!ck->snap || ck->snap_written)) {
         int rc = finish_local(se);
         if (rc < 0)
             return rc;
@@ -1080,6 +1161,43 @@ static int checkpoint_task_slice(struct sp_shard *s, struct sp_task *t, void *ar
     }
     sp_task_wait_wake(s, t);
     return SP_TASK_WAIT;
+}
+
+int sp_sink_defer_sync(struct sp_sink_shard *k, uint64_t checkpoint_id, int fd, const char *path)
+{
+    struct shard_exec *se = k->op->se;
+    struct ckpt_shard *ck = &se->ck;
+    struct spate_error err = {0};
+    if (!ck->active || ck->id != checkpoint_id || ck->files_started) {
+        /* No open checkpoint to carry it (the final transaction, at the end
+         * of the input): make it durable now. */
+        int rc = fsync(fd) < 0 ? -errno : 0;
+        close(fd);
+        if (rc == 0) {
+            char dir[PATH_MAX];
+            snprintf(dir, sizeof(dir), "%s", path);
+            char *slash = strrchr(dir, '/');
+            if (slash)
+                *slash = '\0';
+            rc = sp_dir_sync(slash ? dir : ".");
+        }
+        return rc;
+    }
+    if (ck->sink_files_count == ck->sink_files_cap) {
+        uint32_t cap = ck->sink_files_cap ? 2 * ck->sink_files_cap : 4;
+        void *p = realloc(ck->sink_files, cap * sizeof(*ck->sink_files));
+        if (!p) {
+            close(fd);
+            return -ENOMEM;
+        }
+        ck->sink_files = p;
+        ck->sink_files_cap = cap;
+    }
+    int rc = sp_ufile_adopt(se->shard, fd, path, ufile_wake, se,
+                            &ck->sink_files[ck->sink_files_count], &err);
+    if (rc == 0)
+        ck->sink_files_count++;
+    return rc;
 }
 
 /* ---- the coordinator ---------------------------------------------------------------- */
@@ -1123,7 +1241,7 @@ static int coord_trigger(struct exec *x, struct ckpt_coord *c, uint32_t flags)
     uint64_t id = c->next_id++;
     char dir[PATH_MAX];
     struct spate_error err = {0};
-    int rc = sp_checkpoint_create(x->ck.job_root, id, dir, sizeof(dir), &err);
+    int rc = sp_checkpoint_create(x->ck.job_root, id, dir, sizeof(dir), false, &err);
     if (rc < 0) {
         SP_LOG_ERROR("job '%s': checkpoint %" PRIu64 ": %s", x->job->name, id, err.message);
         return rc;
@@ -1206,27 +1324,88 @@ static void savepoint_done(struct exec *x, int status)
     }
 }
 
+static void coord_wake(struct sp_shard *shard, void *arg)
+{
+    struct ckpt_coord *c = arg;
+    if (c->task)
+        sp_task_wake(shard, c->task);
+}
+
+static void fill_complete_meta(struct exec *x, struct ckpt_coord *c, struct sp_checkpoint_meta *m)
+{
+    fill_meta(x, c->cur_id, m);
+    if (c->cur_flags & CKPT_FLAG_SAVEPOINT) {
+        m->state_canonical = true;
+        m->unaligned = false;
+    }
+    m->trigger_time_ms = c->trigger_wall_ms;
+    m->complete_time_ms = wall_ms();
+    m->state_bytes = c->state_bytes;
+    m->channel_state_bytes = c->channel_bytes;
+}
+
+/* Every shard acknowledged: starts writing _metadata through shard 0's
+ * io_uring (write, fsync, rename, directory fsync: invariant 1 of
+ * state/checkpoint_store.h). coord_complete runs once it is durable. */
+static int coord_write_meta(struct exec *x, struct ckpt_coord *c)
+{
+    c->acked_ns = sp_clock_ns() - c->trigger_ns;
+    struct sp_checkpoint_meta m;
+    fill_complete_meta(x, c, &m);
+    char dir[PATH_MAX], path[PATH_MAX + 16];
+    struct spate_error err = {0};
+    char *text = NULL;
+    size_t bytes = 0;
+    int rc = sp_checkpoint_dir(x->ck.job_root, c->cur_id, dir, sizeof(dir));
+    if (rc == 0)
+        rc = sp_checkpoint_meta_encode(dir, &m, &text, &bytes, &err);
+    if (rc == 0) {
+        snprintf(path, sizeof(path), "%s/_metadata", dir);
+        rc = sp_ufile_create(x->shards[0]->shard, path, SP_UFILE_RENAME, coord_wake, c,
+                             &c->meta_file, &err);
+        /* The shards wrote their files into chk-<n> without fsyncing it,
+         * and coord_trigger created chk-<n> without fsyncing the job's
+         * directory: the fsync of chk-<n> after the rename covers the
+         * former, this one the latter. */
+        if (rc == 0 && (rc = sp_ufile_sync_dir_too(c->meta_file, x->ck.job_root)) < 0)
+            spate_error_set(&err, rc, "%s: %s", path, strerror(-rc));
+    }
+    if (rc == 0)
+        sp_ufile_set_failpoints(c->meta_file, "checkpoint.metadata-before-rename",
+                                "checkpoint.metadata-after-rename");
+    if (rc == 0 && ((rc = sp_ufile_append(c->meta_file, text, bytes)) < 0 ||
+                    (rc = sp_ufile_commit(c->meta_file)) < 0))
+        spate_error_set(&err, rc, "%s: %s", path, strerror(-rc));
+    free(text);
+    if (rc < 0)
+        return sp_exec_fail(x->shards[0], rc, err.message);
+    return 0;
+}
+
+/* 1 once _metadata is durable, 0 while it is being written, <0 failed. */
+static int coord_poll_meta(struct exec *x, struct ckpt_coord *c)
+{
+    struct spate_error err = {0};
+    int rc = sp_ufile_poll(c->meta_file, &err);
+    if (rc == 0)
+        return 0;
+    sp_ufile_close(c->meta_file);
+    c->meta_file = NULL;
+    return rc < 0 ? sp_exec_fail(x->shards[0], rc, err.message) : 1;
+}
+
+/* _metadata is durable: the checkpoint exists. */
 static int coord_complete(struct exec *x, struct ckpt_coord *c)
 {
-    uint64_t acked_ns = sp_clock_ns() - c->trigger_ns;
-    struct sp_checkpoint_meta m;
-    fill_meta(x, c->cur_id, &m);
-    if (c->cur_flags & CKPT_FLAG_SAVEPOINT) {
-        m.state_canonical = true;
-        m.unaligned = false;
-    }
-    m.trigger_time_ms = c->trigger_wall_ms;
-    m.complete_time_ms = wall_ms();
-    m.state_bytes = c->state_bytes;
-    m.channel_state_bytes = c->channel_bytes;
+    uint64_t acked_ns = c->acked_ns;
     char dir[PATH_MAX];
     struct spate_error err = {0};
     int rc = sp_checkpoint_dir(x->ck.job_root, c->cur_id, dir, sizeof(dir));
-    if (rc == 0)
-        rc = sp_checkpoint_meta_write(dir, &m, &err);
     if (rc < 0)
-        return sp_exec_fail(x->shards[0], rc, err.message);
+        return sp_exec_fail(x->shards[0], rc, "checkpoint directory");
     if (c->cur_flags & CKPT_FLAG_SAVEPOINT) {
+        struct sp_checkpoint_meta m;
+        fill_complete_meta(x, c, &m);
         rc = export_savepoint(x, dir, &m, x->job->savepoint_dir, &err);
         if (rc < 0)
             SP_LOG_ERROR("job '%s': %s", x->job->name, err.message);
@@ -1329,9 +1508,15 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
         if (c->acks == x->n) {
             if (c->ack_status < 0)
                 return sp_exec_fail(x->shards[0], c->ack_status, "checkpoint");
-            if ((rc = coord_complete(x, c)) < 0)
+            if (!c->meta_file && (rc = coord_write_meta(x, c)) < 0)
                 return rc;
-            retry = true; /* send the commits */
+            if ((rc = coord_poll_meta(x, c)) < 0)
+                return rc;
+            if (rc == 1) {
+                if ((rc = coord_complete(x, c)) < 0)
+                    return rc;
+                retry = true; /* send the commits */
+            }
         } else if (now - c->trigger_ns > (uint64_t)x->ck.timeout_ms * 1000000ull) {
             SP_LOG_WARN("job '%s': checkpoint %" PRIu64 " expired after %" PRId64
                         " ms (execution.checkpointing.timeout) with %u of %u shards done",
@@ -1959,8 +2144,10 @@ void sp_ckpt_shard_stop(struct shard_exec *se)
 {
     if (se->ck.align_timer.fn)
         sp_timer_cancel(se->shard, &se->ck.align_timer);
-    sp_state_snapshot_abort(se->ck.snap);
-    se->ck.snap = NULL;
+    close_files(&se->ck);
+    free(se->ck.sink_files);
+    se->ck.sink_files = NULL;
+    se->ck.sink_files_cap = 0;
     buf_free(&se->ck.payload);
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         buf_free(&se->tasks[i]->replay.buf);
@@ -1968,8 +2155,11 @@ void sp_ckpt_shard_stop(struct shard_exec *se)
         se->tasks[i]->replay.rec = NULL;
     }
     se->ck.task = NULL;
-    if (se->id == 0 && se->x->coord)
+    if (se->id == 0 && se->x->coord) {
         se->x->coord->task = NULL;
+        sp_ufile_close(se->x->coord->meta_file);
+        se->x->coord->meta_file = NULL;
+    }
 }
 
 int sp_ckpt_finish(struct exec *x, struct spate_error *err)
@@ -1988,7 +2178,8 @@ int sp_ckpt_finish(struct exec *x, struct spate_error *err)
     m.trigger_time_ms = wall_ms();
     m.complete_time_ms = m.trigger_time_ms;
     char dir[PATH_MAX];
-    int rc = sp_checkpoint_create(x->ck.job_root, SP_CHECKPOINT_ID_FINAL, dir, sizeof(dir), err);
+    int rc =
+        sp_checkpoint_create(x->ck.job_root, SP_CHECKPOINT_ID_FINAL, dir, sizeof(dir), true, err);
     if (rc == 0)
         rc = sp_checkpoint_meta_write(dir, &m, err);
     if (rc == 0)

@@ -80,7 +80,13 @@ struct ckpt_shard {
     bool active;                    /* cut taken, not yet acknowledged */
     uint32_t pending_channels;      /* (receiver, peer) pairs still recording */
     struct sp_state_snapshot *snap; /* memory backend: asynchronous canonical snapshot */
-    struct ckpt_buf payload;        /* the shard file being built */
+    bool snap_written;              /* every key group of snap is appended */
+    bool files_started;             /* the state, shard and sink files are being committed */
+    struct sp_ufile *shard_file;    /* shard-<s>, written through io_uring */
+    struct sp_ufile **sink_files;   /* sinks' transaction files to fsync (sp_sink_defer_sync) */
+    uint32_t sink_files_count, sink_files_cap;
+    uint64_t state_done_ns;
+    struct ckpt_buf payload; /* the shard file being built */
     uint64_t channel_bytes;
     uint64_t state_bytes;
     uint64_t cut_ns;
@@ -311,6 +317,8 @@ struct ckpt_coord {
     bool stop_after_commit; /* stop-with-savepoint: end the job once commits are out */
     uint64_t commit_id;     /* completed, commit not yet sent to every shard */
     bool commit_sent[SPATE_SHARDS_MAX];
+    struct sp_ufile *meta_file; /* cur_id's _metadata being written; NULL none */
+    uint64_t acked_ns;          /* trigger to the last shard's ack, of cur_id */
 };
 
 /* What the main thread loaded from the checkpoint a run restores. */

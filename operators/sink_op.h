@@ -60,6 +60,13 @@ uint32_t sp_sink_index(const struct sp_sink_shard *k); /* the shard id */
 const void *sp_sink_config(const struct sp_sink_shard *k);
 const struct spate_schema *sp_sink_schema(const struct sp_sink_shard *k);
 void **sp_sink_impl(struct sp_sink_shard *k);
+/* For pre_commit(k, checkpoint_id): hands over fd, an open file at `path`
+ * holding the transaction. The checkpoint fsyncs it and its directory
+ * through the shard's io_uring before this shard acknowledges the
+ * checkpoint, and closes it; with no such checkpoint open (the final
+ * transaction) it does so now. Takes fd in every case. 0 or -errno. */
+int sp_sink_defer_sync(struct sp_sink_shard *k, uint64_t checkpoint_id, int fd, const char *path);
+
 /* True when the job takes checkpoints: the sink runs its transactions. */
 bool sp_sink_transactional(const struct sp_sink_shard *k);
 

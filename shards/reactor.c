@@ -561,6 +561,7 @@ static int reap_completions(struct sp_shard *s)
                 /* An I/O operation of a source, sink or future network
                  * channel: its owner's callback runs on this shard. */
                 struct sp_io_op *op = (struct sp_io_op *)(uintptr_t)ud;
+                s->io_inflight--;
                 op->done(s, op, res);
                 break;
             }
@@ -641,6 +642,7 @@ struct io_uring_sqe *sp_shard_get_sqe(struct sp_shard *s, struct sp_io_op *op)
             return NULL;
     }
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+    s->io_inflight++;
     return sqe;
 }
 
@@ -765,7 +767,7 @@ int sp_reactor_loop(struct sp_shard *s)
         if (s->drained) {
             work += sp_mesh_drain_inbound(s);
             if (atomic_load_explicit(&rt->shards_idle, memory_order_acquire) == s->count &&
-                sp_mesh_quiescent(s))
+                sp_mesh_quiescent(s) && s->io_inflight == 0)
                 break;
             if (s->cancelled && sp_clock_ns() >= s->cancelled_at_ns + grace_ns) {
                 sp_shard_set_error(

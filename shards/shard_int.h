@@ -147,6 +147,9 @@ struct sp_shard {
     struct sp_xs_call *calls;         /* pool of SPATE_XS_CALLS_MAX */
     struct sp_xs_call *calls_free;
     uint32_t calls_outstanding;
+    /* io_uring operations of sp_shard_get_sqe not completed yet: the loop
+     * does not exit while any is in flight (their owners free on completion). */
+    uint32_t io_inflight;
     struct sp_xs_call **pending_reply; /* [count]: replies whose call ring was full */
 
     int error;                          /* first fatal error on this shard */

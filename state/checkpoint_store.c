@@ -42,8 +42,9 @@
 #define CHK_PREFIX      "chk-"
 #define CHK_ID_DIGITS   10
 #define SHARD_MAGIC     "SPCKSHRD"
-#define SHARD_HEADER    24 /* magic, u32 version, u32 zero, u64 payload bytes */
-#define SHARD_TRAILER   8  /* u64 XXH3-64 of the payload */
+#define SHARD_HEADER                                                                               \
+    SP_CHECKPOINT_FILE_HEADER_BYTES /* magic, u32 version, u32 zero, u64 payload bytes */
+#define SHARD_TRAILER   SP_CHECKPOINT_FILE_TRAILER_BYTES /* u64 XXH3-64 of the payload */
 #define KIND_CHECKPOINT "checkpoint"
 #define KIND_SAVEPOINT  "savepoint"
 
@@ -241,7 +242,7 @@ int sp_checkpoint_dir(const char *job_root, uint64_t id, char *out, size_t cap)
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_t cap,
+int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_t cap, bool sync,
                          struct spate_error *err)
 {
     char dir[PATH_MAX], shared[PATH_MAX];
@@ -265,7 +266,7 @@ int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_
         return spate_error_set(err, rc, "%s: cannot create directory: %s", dir, strerror(-rc));
     }
     /* The directory entry must survive a crash with the _metadata inside. */
-    if ((rc = sp_dir_sync(job_root)) < 0)
+    if (sync && (rc = sp_dir_sync(job_root)) < 0)
         return spate_error_set(err, rc, "%s: fsync: %s", job_root, strerror(-rc));
     return 0;
 }
@@ -333,8 +334,8 @@ static int meta_to_json(const struct sp_checkpoint_meta *m, json_t **out)
     return 0;
 }
 
-int sp_checkpoint_meta_write(const char *chk_dir, const struct sp_checkpoint_meta *m,
-                             struct spate_error *err)
+int sp_checkpoint_meta_encode(const char *chk_dir, const struct sp_checkpoint_meta *m,
+                              char **text_out, size_t *bytes_out, struct spate_error *err)
 {
     char path[PATH_MAX];
     if (!chk_dir || !m)
@@ -366,7 +367,22 @@ int sp_checkpoint_meta_write(const char *chk_dir, const struct sp_checkpoint_met
     text[js_bytes++] = '\n';
     snprintf(text + js_bytes, META_SUM_LINE + 1, META_SUM_PREFIX "%016" PRIx64 "\n",
              (uint64_t)XXH3_64bits(text, js_bytes));
-    struct iovec iov = {.iov_base = text, .iov_len = js_bytes + META_SUM_LINE};
+    *text_out = text;
+    *bytes_out = js_bytes + META_SUM_LINE;
+    return 0;
+}
+
+int sp_checkpoint_meta_write(const char *chk_dir, const struct sp_checkpoint_meta *m,
+                             struct spate_error *err)
+{
+    char *text;
+    size_t bytes;
+    int rc = sp_checkpoint_meta_encode(chk_dir, m, &text, &bytes, err);
+    if (rc)
+        return rc;
+    char path[PATH_MAX];
+    join(path, sizeof(path), chk_dir, META_NAME); /* encode checked its length */
+    struct iovec iov = {.iov_base = text, .iov_len = bytes};
     rc = write_durably(path, &iov, 1, err);
     free(text);
     return rc;
@@ -739,17 +755,24 @@ uint64_t sp_checkpoint_highest_id(const char *job_root)
 
 /* ---- per-shard files ------------------------------------------------------------ */
 
+void sp_checkpoint_file_frame(const void *payload, size_t bytes,
+                              unsigned char header[SP_CHECKPOINT_FILE_HEADER_BYTES],
+                              unsigned char trailer[SP_CHECKPOINT_FILE_TRAILER_BYTES])
+{
+    memcpy(header, SHARD_MAGIC, 8);
+    sp_put_le32(header + 8, SP_CHECKPOINT_FORMAT_VERSION);
+    sp_put_le32(header + 12, 0);
+    sp_put_le64(header + 16, bytes);
+    sp_put_le64(trailer, XXH3_64bits(payload, bytes));
+}
+
 int sp_checkpoint_file_write(const char *path, const void *payload, size_t bytes,
                              struct spate_error *err)
 {
     if (!path || (!payload && bytes))
         return spate_error_set(err, -EINVAL, "checkpoint file: no path or payload");
     unsigned char header[SHARD_HEADER], trailer[SHARD_TRAILER];
-    memcpy(header, SHARD_MAGIC, 8);
-    sp_put_le32(header + 8, SP_CHECKPOINT_FORMAT_VERSION);
-    sp_put_le32(header + 12, 0);
-    sp_put_le64(header + 16, bytes);
-    sp_put_le64(trailer, XXH3_64bits(payload, bytes));
+    sp_checkpoint_file_frame(payload, bytes, header, trailer);
     struct iovec iov[3] = {
         {.iov_base = header, .iov_len = sizeof(header)},
         {.iov_base = (void *)payload, .iov_len = bytes},

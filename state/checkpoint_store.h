@@ -80,9 +80,19 @@ int sp_checkpoint_dir(const char *job_root, uint64_t id, char *out, size_t cap);
 
 /* Creates <job_root>/chk-<id>/ (and job_root, shared/) fresh: a leftover
  * directory of that id (an earlier incomplete attempt) is removed first.
- * Writes the path into dir_out. */
-int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_t cap,
+ * Writes the path into dir_out. With sync, fsyncs job_root so that the new
+ * entry is durable; without, the caller must fsync job_root before the
+ * checkpoint's _metadata counts (the coordinator does it through
+ * io_uring). */
+int sp_checkpoint_create(const char *job_root, uint64_t id, char *dir_out, size_t cap, bool sync,
                          struct spate_error *err);
+
+/* The text of chk_dir/_metadata (invariant 2), malloc'ed into *text (free
+ * it), for a writer of its own (the coordinator writes it through its
+ * shard's io_uring, shards/uring_file.h, then renames and fsyncs as
+ * invariant 1 says). 0, -EINVAL (a bad field, named), -ENOMEM. */
+int sp_checkpoint_meta_encode(const char *chk_dir, const struct sp_checkpoint_meta *m, char **text,
+                              size_t *bytes, struct spate_error *err);
 
 /* Writes chk_dir/_metadata atomically and durably (invariant 1). */
 int sp_checkpoint_meta_write(const char *chk_dir, const struct sp_checkpoint_meta *m,
@@ -114,6 +124,14 @@ int sp_checkpoint_retain(const char *job_root, uint32_t retained, struct spate_e
 /* The highest n of any chk-<n> directory (complete or not), 0 when none:
  * a restarted job numbers its next checkpoint after it. */
 uint64_t sp_checkpoint_highest_id(const char *job_root);
+
+/* The bytes around a per-shard file's payload (invariant 3), for a writer
+ * of its own: header, payload, trailer, in that order. */
+#define SP_CHECKPOINT_FILE_HEADER_BYTES  24
+#define SP_CHECKPOINT_FILE_TRAILER_BYTES 8
+void sp_checkpoint_file_frame(const void *payload, size_t bytes,
+                              unsigned char header[SP_CHECKPOINT_FILE_HEADER_BYTES],
+                              unsigned char trailer[SP_CHECKPOINT_FILE_TRAILER_BYTES]);
 
 /* Writes a per-shard file (invariant 3) durably. */
 int sp_checkpoint_file_write(const char *path, const void *payload, size_t bytes,

@@ -53,6 +53,9 @@
 
 #define NOT_FOUND UINT32_MAX
 
+/* How far ahead mem_iterate_key_group prefetches cells. */
+#define ITERATE_PREFETCH_SLOTS 8
+
 /* Hash seeds. A key's group is XXH3(key, seed 0) mod max parallelism, so
  * with seed 0 all keys of one group would share the hash's low bits, the
  * very bits that pick a slot: every cell of a group would pile into a few
@@ -905,6 +908,11 @@ static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_
     int64_t now = kt->ttl_cells ? sp_state_now_ms(&b->base) : 0;
     for (uint32_t i = 0; i < kt->t.cap; i++) {
         struct cell *c = kt->t.slots[i].ptr;
+        /* The slots are read in order, the cells they point to are spread
+         * over the heap: fetch the cell a few slots ahead (a snapshot's
+         * cost is these misses). */
+        if (i + ITERATE_PREFETCH_SLOTS < kt->t.cap)
+            __builtin_prefetch(kt->t.slots[i + ITERATE_PREFETCH_SLOTS].ptr);
         if (!c)
             continue;
         const struct sp_state_desc *st = &b->base.states[c->state_id];

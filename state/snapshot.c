@@ -62,6 +62,7 @@
 
 #include "core/bytes.h"
 #include "core/dir.h"
+#include "shards/uring_file.h"
 #include "spate/limits.h"
 #include "state/backend.h"
 #include "state/backend_int.h"
@@ -138,9 +139,11 @@ struct sp_state_snapshot {
     const struct sp_state_ops *base_ops; /* the backend's own ops */
     struct sp_state_backend *b;          /* NULL once the backend is destroyed */
     bool installed;
-    int fd;
-    char *path;     /* final name */
-    char *tmp_path; /* <path>.tmp while writing */
+    int fd;              /* synchronous mode: write(2) */
+    struct sp_ufile *uf; /* asynchronous mode: the shard's io_uring */
+    bool sealed;         /* index and trailer appended, commit started */
+    char *path;          /* final name */
+    char *tmp_path;      /* <path>.tmp while writing */
     uint32_t first_kg, end_kg;
     uint32_t state_count; /* states in the header */
     uint32_t pending_count;
@@ -153,6 +156,7 @@ struct sp_state_snapshot {
     uint64_t flushed_off;   /* bytes handed to write(2) */
     uint64_t writeback_off; /* bytes whose writeback was started */
     bool in_section;
+    size_t hash_from; /* in a section: buf[hash_from, buf_used) is not hashed yet */
     XXH3_state_t section_sum;
     uint64_t section_items;
     struct pre_image *pre; /* per group of the range */
@@ -188,10 +192,29 @@ static int set_error(struct sp_state_snapshot *s, int rc, const char *what)
     return rc;
 }
 
+/* Adds the buffered bytes of the open section to its checksum: hashing
+ * once per buffer rather than per field keeps the per-item cost low. */
+static inline void hash_pending(struct sp_state_snapshot *s)
+{
+    if (s->in_section && s->buf_used > s->hash_from)
+        XXH3_64bits_update(&s->section_sum, s->buf + s->hash_from, s->buf_used - s->hash_from);
+    s->hash_from = s->buf_used;
+}
+
 static int flush(struct sp_state_snapshot *s)
 {
+    hash_pending(s);
+    s->hash_from = 0;
     if (!s->buf_used)
         return 0;
+    if (s->uf) {
+        int rc = sp_ufile_append(s->uf, s->buf, s->buf_used);
+        if (rc)
+            return set_error(s, rc, "write");
+        s->flushed_off += s->buf_used;
+        s->buf_used = 0;
+        return 0;
+    }
     int rc = sp_write_all(s->fd, s->buf, s->buf_used);
     if (rc)
         return set_error(s, rc, "write");
@@ -209,8 +232,6 @@ static int flush(struct sp_state_snapshot *s)
 
 static int out(struct sp_state_snapshot *s, const void *p, size_t n)
 {
-    if (s->in_section)
-        XXH3_64bits_update(&s->section_sum, p, n);
     s->file_off += n;
     if (s->buf_used + n <= IO_BUFFER_BYTES) {
         memcpy(s->buf + s->buf_used, p, n);
@@ -221,7 +242,9 @@ static int out(struct sp_state_snapshot *s, const void *p, size_t n)
     if (rc)
         return rc;
     if (n >= IO_BUFFER_BYTES / 2) { /* large: skip the copy */
-        rc = sp_write_all(s->fd, p, n);
+        if (s->in_section)
+            XXH3_64bits_update(&s->section_sum, p, n);
+        rc = s->uf ? sp_ufile_append(s->uf, p, n) : sp_write_all(s->fd, p, n);
         if (rc)
             return set_error(s, rc, "write");
         s->flushed_off += n;
@@ -427,6 +450,28 @@ static int item_out(const struct sp_state_ref *ref, enum sp_state_kind kind, con
         return 0;
     if (s->pre[ref->key_group - s->first_kg].cells && ids_find(s, cell_id_hash(ref), ref))
         return 0; /* the section has the cell's pre-image */
+    size_t total =
+        (size_t)ITEM_HEADER_BYTES + ref->key_bytes + ref->ns_bytes + ukey_bytes + value_bytes;
+    if (s->buf_used + total <= IO_BUFFER_BYTES) { /* the common case: one copy per field */
+        unsigned char *d = s->buf + s->buf_used;
+        item_header(d, ref, kind, ukey_bytes, value_bytes, expire_at_ms);
+        d += ITEM_HEADER_BYTES;
+        if (ref->key_bytes)
+            memcpy(d, ref->key, ref->key_bytes);
+        d += ref->key_bytes;
+        if (ref->ns_bytes)
+            memcpy(d, ref->ns, ref->ns_bytes);
+        d += ref->ns_bytes;
+        if (ukey_bytes)
+            memcpy(d, ukey, ukey_bytes);
+        d += ukey_bytes;
+        if (value_bytes)
+            memcpy(d, value, value_bytes);
+        s->buf_used += total;
+        s->file_off += total;
+        s->section_items++;
+        return 0;
+    }
     unsigned char h[ITEM_HEADER_BYTES];
     item_header(h, ref, kind, ukey_bytes, value_bytes, expire_at_ms);
     int rc = out(s, h, sizeof(h));
@@ -461,11 +506,13 @@ static int write_group(struct sp_state_snapshot *s, uint32_t kg)
     e->offset = s->file_off;
     XXH3_64bits_reset(&s->section_sum);
     s->in_section = true;
+    s->hash_from = s->buf_used;
     struct pre_image *p = &s->pre[kg - s->first_kg];
     int rc = p->len ? out(s, p->bytes, p->len) : 0;
     s->section_items = p->items;
     if (!rc)
         rc = s->base_ops->iterate_key_group(s->b, kg, item_out, s);
+    hash_pending(s);
     s->in_section = false;
     s->pre_bytes -= p->len;
     free(p->bytes);
@@ -625,6 +672,7 @@ static void snapshot_free(struct sp_state_snapshot *s)
         close(s->fd);
         unlink(s->tmp_path);
     }
+    sp_ufile_close(s->uf); /* removes the .tmp file unless committed */
     free(s->path);
     free(s->tmp_path);
     free(s->pending);
@@ -650,6 +698,13 @@ static char *str_join(const char *a, const char *b, const char *c)
 
 int sp_state_snapshot_begin(struct sp_state_backend *b, const char *path,
                             struct sp_state_snapshot **out_snap, struct spate_error *err)
+{
+    return sp_state_snapshot_begin_io(b, path, NULL, out_snap, err);
+}
+
+int sp_state_snapshot_begin_io(struct sp_state_backend *b, const char *path,
+                               const struct sp_state_snapshot_io *io,
+                               struct sp_state_snapshot **out_snap, struct spate_error *err)
 {
     uint64_t t0 = mono_ns();
     if (!b || !path || !path[0] || !out_snap)
@@ -680,8 +735,17 @@ int sp_state_snapshot_begin(struct sp_state_backend *b, const char *path,
         snapshot_free(s);
         return spate_error_set(err, -ENOMEM, "snapshot %s: out of memory", path);
     }
-    s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (s->fd < 0) {
+    if (io && io->shard) {
+        int rc = sp_ufile_create(io->shard, s->path, io->ufile_flags, io->wake, io->wake_arg,
+                                 &s->uf, err);
+        if (rc < 0) {
+            snapshot_free(s);
+            return rc;
+        }
+    } else {
+        s->fd = open(s->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    }
+    if (!s->uf && s->fd < 0) {
         int rc = -errno;
         spate_error_set(err, rc, "snapshot %s: cannot create: %s", s->tmp_path, spate_strerror(rc));
         snapshot_free(s);
@@ -779,6 +843,7 @@ uint32_t sp_state_snapshot_pending(const struct sp_state_snapshot *s)
     return s->pending_count;
 }
 
+/* fsyncs the directory holding path. 0 or -errno. */
 static int fsync_parent(const char *path)
 {
     char *dir = str_join(path, "", "");
@@ -791,29 +856,15 @@ static int fsync_parent(const char *path)
         *slash = '\0';
     else
         strcpy(dir, ".");
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = fd < 0 ? -errno : 0;
-    if (fd >= 0) {
-        if (fsync(fd) < 0)
-            rc = -errno;
-        close(fd);
-    }
+    int rc = sp_dir_sync(dir);
     free(dir);
     return rc;
 }
 
-int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapshot_stats *stats,
-                             struct spate_error *err)
+/* Appends the index and the trailer (the end of the file). */
+static int seal(struct sp_state_snapshot *s)
 {
-    if (!s)
-        return spate_error_set(err, -EINVAL, "snapshot: no snapshot");
-    int rc = s->error ? s->error : sp_state_snapshot_step(s, UINT64_MAX, NULL);
-    if (rc < 0) {
-        rc = report(s, err);
-        snapshot_free(s);
-        return rc;
-    }
-    uint64_t t0 = mono_ns();
+    int rc = 0;
     uint32_t groups = s->end_kg - s->first_kg;
     uint64_t index_off = s->file_off;
     XXH3_state_t isum;
@@ -840,6 +891,67 @@ int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapsh
         rc = out(s, t, sizeof(t));
     if (!rc)
         rc = flush(s);
+    return rc;
+}
+
+static void fill_stats(const struct sp_state_snapshot *s, struct sp_state_snapshot_stats *stats)
+{
+    if (stats)
+        *stats = (struct sp_state_snapshot_stats){.files_total = 1,
+                                                  .files_new = 1,
+                                                  .bytes_total = s->file_off,
+                                                  .bytes_new = s->file_off,
+                                                  .pause_ns = s->pause_ns};
+}
+
+/* The asynchronous end: seal and commit once, then report the commit's
+ * progress. */
+static int finish_async(struct sp_state_snapshot *s, struct sp_state_snapshot_stats *stats,
+                        struct spate_error *err)
+{
+    int rc = 0;
+    if (!s->sealed) {
+        uint64_t t0 = mono_ns();
+        rc = seal(s);
+        if (!rc && (rc = sp_ufile_commit(s->uf)) < 0)
+            set_error(s, rc, "write");
+        s->sealed = true;
+        pause_note(s, t0);
+    }
+    if (!rc) {
+        struct spate_error e = {0};
+        rc = sp_ufile_poll(s->uf, &e);
+        if (rc == 0)
+            return SP_SNAPSHOT_MORE;
+        if (rc < 0 && !s->error) {
+            s->error = rc;
+            spate_error_set(&s->error_detail, rc, "snapshot %s: %s", s->path, e.message);
+        }
+        rc = rc < 0 ? rc : 0;
+    }
+    if (rc)
+        rc = report(s, err);
+    else
+        fill_stats(s, stats);
+    snapshot_free(s);
+    return rc;
+}
+
+int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapshot_stats *stats,
+                             struct spate_error *err)
+{
+    if (!s)
+        return spate_error_set(err, -EINVAL, "snapshot: no snapshot");
+    int rc = s->error ? s->error : s->sealed ? 0 : sp_state_snapshot_step(s, UINT64_MAX, NULL);
+    if (rc < 0) {
+        rc = report(s, err);
+        snapshot_free(s);
+        return rc;
+    }
+    if (s->uf)
+        return finish_async(s, stats, err);
+    uint64_t t0 = mono_ns();
+    rc = seal(s);
     if (!rc && fsync(s->fd) < 0)
         rc = set_error(s, -errno, "fsync");
     if (!rc) {
@@ -856,15 +968,15 @@ int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapsh
         rc = report(s, err);
     } else {
         pause_note(s, t0);
-        if (stats)
-            *stats = (struct sp_state_snapshot_stats){.files_total = 1,
-                                                      .files_new = 1,
-                                                      .bytes_total = s->file_off,
-                                                      .bytes_new = s->file_off,
-                                                      .pause_ns = s->pause_ns};
+        fill_stats(s, stats);
     }
     snapshot_free(s);
     return rc;
+}
+
+uint64_t sp_state_snapshot_inflight_bytes(const struct sp_state_snapshot *s)
+{
+    return s->uf ? sp_ufile_inflight_bytes(s->uf) : 0;
 }
 
 void sp_state_snapshot_abort(struct sp_state_snapshot *s)

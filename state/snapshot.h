@@ -31,6 +31,7 @@
 
 #include "spate/error.h"
 #include "state/backend.h"
+#include "shards/uring_file.h"
 #include "state/backend_int.h"
 
 #ifdef __cplusplus
@@ -61,6 +62,31 @@ struct sp_state_snapshot;
 int sp_state_snapshot_begin(struct sp_state_backend *b, const char *path,
                             struct sp_state_snapshot **out, struct spate_error *err);
 
+/* Asynchronous I/O for a snapshot taken on a shard: the file is written,
+ * fsynced and renamed through the shard's io_uring (shards/uring_file.h)
+ * instead of write(2) and fsync(2), and wake(shard, wake_arg) runs after
+ * every completion. */
+struct sp_state_snapshot_io {
+    struct sp_shard *shard;
+    unsigned ufile_flags;  /* SP_UFILE_RENAME: write <path>.tmp and rename;
+                            * 0: write path directly, fsync its data only
+                            * (the caller commits the directory) */
+    sp_ufile_wake_fn wake; /* may be NULL */
+    void *wake_arg;
+};
+
+/* sp_state_snapshot_begin with io (NULL: synchronous write(2), as begin).
+ * With a shard, every later call must run on that shard, and finish
+ * returns SP_SNAPSHOT_MORE until the file is durable (see finish). */
+int sp_state_snapshot_begin_io(struct sp_state_backend *b, const char *path,
+                               const struct sp_state_snapshot_io *io,
+                               struct sp_state_snapshot **out, struct spate_error *err);
+
+/* Bytes handed to io_uring and not written yet (0 in synchronous mode).
+ * The caller bounds it: above its limit it waits for a wake before the
+ * next step. */
+uint64_t sp_state_snapshot_inflight_bytes(const struct sp_state_snapshot *s);
+
 /*
  * Writes pending key groups, whole groups at a time, until at least
  * budget_bytes are written or none is left (at least one group per call).
@@ -74,7 +100,10 @@ int sp_state_snapshot_step(struct sp_state_snapshot *s, uint64_t budget_bytes,
 /*
  * Writes what is left (normally nothing, after DONE), the index and the
  * trailer, fsyncs and renames the file to its path; fills stats (may be
- * NULL). Frees s whatever the result; on failure the file is removed.
+ * NULL). Returns 0 or <0 and frees s whatever the result; on failure the
+ * file is removed. In asynchronous mode (begin_io with a shard) the first
+ * call seals the file and starts the commit; while it runs, finish returns
+ * SP_SNAPSHOT_MORE and s stays alive: call it again after a wake.
  */
 int sp_state_snapshot_finish(struct sp_state_snapshot *s, struct sp_state_snapshot_stats *stats,
                              struct spate_error *err);

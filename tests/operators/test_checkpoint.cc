@@ -89,7 +89,7 @@ class Checkpointing : public testing::TestWithParam<Param>
 TEST_P(Checkpointing, FrequentCheckpointsDoNotChangeTheResult)
 {
     const Param p = GetParam();
-    const uint64_t events = 150000, keys = 300;
+    const uint64_t events = 400000, keys = 300;
     uint64_t seed = spate_test_seed("Checkpointing.FrequentCheckpoints");
     std::string dir = testing::TempDir() + "spate_ckpt_" + std::to_string(getpid()) + "_" +
                       std::to_string(p.shards) + (p.unaligned ? "u" : "a");

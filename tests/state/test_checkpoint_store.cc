@@ -82,7 +82,8 @@ class CheckpointStore : public ::testing::Test
     {
         char dir[PATH_MAX];
         spate_error err = {};
-        EXPECT_EQ(0, sp_checkpoint_create(root.c_str(), id, dir, sizeof(dir), &err)) << err.message;
+        EXPECT_EQ(0, sp_checkpoint_create(root.c_str(), id, dir, sizeof(dir), true, &err))
+            << err.message;
         if (complete) {
             sp_checkpoint_meta m = sample_meta(id);
             EXPECT_EQ(0, sp_checkpoint_meta_write(dir, &m, &err)) << err.message;
