@@ -131,7 +131,9 @@ struct pre_image {
     unsigned char *bytes;
     size_t len, cap;
     uint64_t items;
-    uint32_t cells; /* cell ids of this group */
+    uint32_t cells;   /* cell ids of this group */
+    uint64_t *hashes; /* [cells]: their cell_id_hash, for the group's filter */
+    uint32_t hashes_cap;
 };
 
 struct sp_state_snapshot {
@@ -161,6 +163,12 @@ struct sp_state_snapshot {
     uint64_t section_items;
     struct pre_image *pre; /* per group of the range */
     struct cell_id **ids;  /* open addressing by hash; NULL = empty */
+    /* While a group with copied cells is written: the hashes of its cells
+     * in a small open-addressing set (0 = empty), so that each item is
+     * checked against a cache-resident table and only the few that match
+     * go to ids[]. */
+    uint64_t *gset;
+    uint32_t gset_cap, gset_mask;
     uint32_t ids_cap, ids_count;
     uint64_t pre_bytes;     /* held in pre-images now */
     uint64_t pre_bytes_max; /* beyond this, a touched group is written whole */
@@ -412,6 +420,14 @@ static int copy_cell(struct sp_state_snapshot *s, struct sp_state_backend *b,
     if (s->pre_bytes >= s->pre_bytes_max)
         return -SPATE_ELIMIT;
     struct pre_image *p = &s->pre[ref->key_group - s->first_kg];
+    if (p->cells == p->hashes_cap) { /* before anything is copied */
+        uint32_t cap = p->hashes_cap ? 2 * p->hashes_cap : 16;
+        uint64_t *n = realloc(p->hashes, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        p->hashes = n;
+        p->hashes_cap = cap;
+    }
     size_t len0 = p->len;
     uint64_t items0 = p->items;
     struct copy_arg a = {p, ref, st->kind};
@@ -433,9 +449,45 @@ static int copy_cell(struct sp_state_snapshot *s, struct sp_state_backend *b,
         p->items = items0;
         return rc < 0 ? rc : -SPATE_EINTERNAL;
     }
+    p->hashes[p->cells] = h;
     s->pre_bytes += p->len - len0;
     p->cells++;
     return 0;
+}
+
+/* Fills gset with the hashes of p's cells. Returns 0 or -ENOMEM. */
+static int gset_build(struct sp_state_snapshot *s, const struct pre_image *p)
+{
+    uint32_t cap = 16;
+    while (cap < 2 * p->cells)
+        cap *= 2;
+    if (cap > s->gset_cap) {
+        uint64_t *n = realloc(s->gset, cap * sizeof(*n));
+        if (!n)
+            return -ENOMEM;
+        s->gset = n;
+        s->gset_cap = cap;
+    }
+    memset(s->gset, 0, cap * sizeof(*s->gset));
+    uint32_t mask = cap - 1;
+    for (uint32_t k = 0; k < p->cells; k++) {
+        uint64_t h = p->hashes[k] | 1; /* never 0, the empty mark */
+        uint32_t i = (uint32_t)h & mask;
+        while (s->gset[i] && s->gset[i] != h)
+            i = (i + 1) & mask;
+        s->gset[i] = h;
+    }
+    s->gset_mask = mask;
+    return 0;
+}
+
+static inline bool gset_has(const struct sp_state_snapshot *s, uint64_t h)
+{
+    h |= 1;
+    for (uint32_t i = (uint32_t)h & s->gset_mask; s->gset[i]; i = (i + 1) & s->gset_mask)
+        if (s->gset[i] == h)
+            return true;
+    return false;
 }
 
 static int item_out(const struct sp_state_ref *ref, enum sp_state_kind kind, const void *ukey,
@@ -448,8 +500,11 @@ static int item_out(const struct sp_state_ref *ref, enum sp_state_kind kind, con
      * remembered their cell. */
     if (ref->state_id >= s->state_count)
         return 0;
-    if (s->pre[ref->key_group - s->first_kg].cells && ids_find(s, cell_id_hash(ref), ref))
-        return 0; /* the section has the cell's pre-image */
+    if (s->pre[ref->key_group - s->first_kg].cells) {
+        uint64_t h = cell_id_hash(ref);
+        if (gset_has(s, h) && ids_find(s, h, ref))
+            return 0; /* the section has the cell's pre-image */
+    }
     size_t total =
         (size_t)ITEM_HEADER_BYTES + ref->key_bytes + ref->ns_bytes + ukey_bytes + value_bytes;
     if (s->buf_used + total <= IO_BUFFER_BYTES) { /* the common case: one copy per field */
@@ -508,7 +563,9 @@ static int write_group(struct sp_state_snapshot *s, uint32_t kg)
     s->in_section = true;
     s->hash_from = s->buf_used;
     struct pre_image *p = &s->pre[kg - s->first_kg];
-    int rc = p->len ? out(s, p->bytes, p->len) : 0;
+    int rc = p->cells ? gset_build(s, p) : 0;
+    if (!rc && p->len)
+        rc = out(s, p->bytes, p->len);
     s->section_items = p->items;
     if (!rc)
         rc = s->base_ops->iterate_key_group(s->b, kg, item_out, s);
@@ -519,6 +576,9 @@ static int write_group(struct sp_state_snapshot *s, uint32_t kg)
     p->bytes = NULL;
     p->len = p->cap = 0;
     p->cells = 0; /* its ids stay in the table, unused: the group is written */
+    free(p->hashes);
+    p->hashes = NULL;
+    p->hashes_cap = 0;
     if (rc) {
         if (rc > 0) /* the backend's iterate returned a callback's value */
             rc = -SPATE_EINTERNAL;
@@ -677,8 +737,11 @@ static void snapshot_free(struct sp_state_snapshot *s)
     free(s->tmp_path);
     free(s->pending);
     free(s->index);
-    for (uint32_t i = 0; s->pre && i < s->end_kg - s->first_kg; i++)
+    for (uint32_t i = 0; s->pre && i < s->end_kg - s->first_kg; i++) {
         free(s->pre[i].bytes);
+        free(s->pre[i].hashes);
+    }
+    free(s->gset);
     free(s->pre);
     for (uint32_t i = 0; i < s->ids_cap; i++)
         free(s->ids[i]);
