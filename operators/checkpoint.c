@@ -1922,6 +1922,7 @@ int sp_ckpt_restore_state(struct shard_exec *se)
     struct spate_error err = {0};
     int rc;
     bool native = !r->canonical;
+    uint64_t t0 = sp_clock_ns();
     if (r->files == se->x->n || native) { /* each shard its own (verify_against_job) */
         char path[PATH_MAX + 32];
         snprintf(path, sizeof(path), "%s/state-%u", r->dir, se->id);
@@ -1943,6 +1944,8 @@ int sp_ckpt_restore_state(struct shard_exec *se)
     }
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
+    SP_LOG_INFO("shard %u: keyed state restored in %.1f ms", se->id,
+                (double)(sp_clock_ns() - t0) / 1e6);
     sp_failpoint("checkpoint.restore-mid");
     return 0;
 }

@@ -68,6 +68,10 @@ struct sp_state_ops {
     /* kg is in range, fn non-NULL. */
     int (*iterate_key_group)(struct sp_state_backend *b, uint32_t kg, sp_state_cell_fn fn,
                              void *arg);
+    /* Optional (NULL: none). A hint before a restore loads about `cells`
+     * cells into group kg: size its table once rather than growing it by
+     * doubling. 0 or -ENOMEM (the load then grows as usual). */
+    int (*reserve_key_group)(struct sp_state_backend *b, uint32_t kg, uint64_t cells);
     /* Native snapshots (state/snapshot.h). NULL for a backend whose native
      * format is the canonical one (memory). native_snapshot writes the
      * snapshot of all of b's groups into `dir` (created by the caller,

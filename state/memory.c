@@ -900,6 +900,21 @@ static uint64_t mem_bytes(const struct sp_state_backend *base)
 
 /* fn must not call a mutating function of this backend. Expired cells and
  * entries are skipped, not reclaimed: visiting does not mutate. */
+static int mem_reserve_key_group(struct sp_state_backend *base, uint32_t kg, uint64_t cells)
+{
+    struct mem_backend *b = mem_of(base);
+    struct kg_table *kt = kg_of(b, kg);
+    if (cells > SPATE_STATE_TABLE_ENTRIES_MAX)
+        cells = SPATE_STATE_TABLE_ENTRIES_MAX;
+    uint64_t want = (uint64_t)kt->t.count + cells;
+    uint64_t cap = kt->t.cap ? kt->t.cap : SP_OTABLE_CAP_MIN;
+    while (want * 4 > cap * 3)
+        cap *= 2;
+    if (cap == kt->t.cap || cap > UINT32_MAX)
+        return 0;
+    return sp_otable_resize(&kt->t, (uint32_t)cap, &b->bytes);
+}
+
 static int mem_iterate_key_group(struct sp_state_backend *base, uint32_t kg, sp_state_cell_fn fn,
                                  void *arg)
 {
@@ -970,4 +985,5 @@ static const struct sp_state_ops memory_ops = {
     .cell_count = mem_cell_count,
     .bytes = mem_bytes,
     .iterate_key_group = mem_iterate_key_group,
+    .reserve_key_group = mem_reserve_key_group,
 };

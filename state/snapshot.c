@@ -1322,8 +1322,9 @@ static int reader_drain(struct reader *r)
  * when `b` is non-NULL loads each item into b (states already registered).
  */
 static int scan_section(struct snap_file *f, uint32_t kg, struct reader *r,
-                        struct sp_state_backend *b, struct spate_error *err)
+                        struct sp_state_backend *b, uint64_t *cells_out, struct spate_error *err)
 {
+    uint64_t cells = 0, prev_cell = 0; /* cells: runs of items of one (state, key, ns) */
     const struct index_entry *e = &f->index[kg - f->first_kg];
     r->fd = f->fd;
     r->pos = e->offset;
@@ -1366,6 +1367,13 @@ static int scan_section(struct snap_file *f, uint32_t kg, struct reader *r,
             break;
         }
         const unsigned char *d = r->buf + r->head + ITEM_HEADER_BYTES;
+        if (kind == SP_STATE_VALUE) {
+            cells++;
+        } else { /* a list's or map's items are consecutive (the writer's order) */
+            uint64_t c = XXH3_64bits_withSeed(d, (size_t)key_bytes + ns_bytes, sidx) | 1;
+            cells += c != prev_cell;
+            prev_cell = c;
+        }
         if (b) {
             struct sp_state_ref ref = {.state_id = f->states[sidx].id,
                                        .key_group = kg,
@@ -1404,6 +1412,8 @@ static int scan_section(struct snap_file *f, uint32_t kg, struct reader *r,
                  bad ? bad : "item count differs from the index");
         return corrupt(err, f->path, what);
     }
+    if (cells_out)
+        *cells_out = cells;
     return 0;
 }
 
@@ -1413,9 +1423,10 @@ static int restore_canonical(struct sp_state_backend *b, const char *const *path
     uint32_t groups = b->end_kg - b->first_kg;
     struct snap_file *files = calloc(n, sizeof(*files));
     uint32_t *owner = malloc(groups * sizeof(*owner)); /* file of each of b's groups */
+    uint64_t *cells = calloc(groups, sizeof(*cells));  /* cells of each group's section */
     struct reader r = {.cap = IO_BUFFER_BYTES, .buf = malloc(IO_BUFFER_BYTES)};
     int rc = 0;
-    if (!files || !owner || !r.buf) {
+    if (!files || !owner || !cells || !r.buf) {
         rc = spate_error_set(err, -ENOMEM, "restore: out of memory");
         goto out;
     }
@@ -1487,7 +1498,7 @@ static int restore_canonical(struct sp_state_backend *b, const char *const *path
 
     /* 3. Every needed section, checked in full before anything is loaded. */
     for (uint32_t g = 0; g < groups && !rc; g++)
-        rc = scan_section(&files[owner[g]], b->first_kg + g, &r, NULL, err);
+        rc = scan_section(&files[owner[g]], b->first_kg + g, &r, NULL, &cells[g], err);
 
     /* 4. Register, then load. */
     for (uint32_t i = 0; i < n && !rc && load; i++)
@@ -1498,8 +1509,12 @@ static int restore_canonical(struct sp_state_backend *b, const char *const *path
                 spate_error_set(err, rc, "restore: registering state '%s' from %s: %s", fs->name,
                                 files[i].path, spate_strerror(rc));
         }
-    for (uint32_t g = 0; g < groups && !rc && load; g++)
-        rc = scan_section(&files[owner[g]], b->first_kg + g, &r, b, err);
+    for (uint32_t g = 0; g < groups && !rc && load; g++) {
+        /* Size the group's table once (a failure only means growing). */
+        if (b->ops->reserve_key_group && cells[g])
+            (void)b->ops->reserve_key_group(b, b->first_kg + g, cells[g]);
+        rc = scan_section(&files[owner[g]], b->first_kg + g, &r, b, NULL, err);
+    }
 
 out:
     for (uint32_t i = 0; files && i < n; i++) {
@@ -1510,6 +1525,7 @@ out:
     }
     free(files);
     free(owner);
+    free(cells);
     free(r.buf);
     return rc;
 }
