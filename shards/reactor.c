@@ -549,6 +549,8 @@ static int reap_completions(struct sp_shard *s)
             s->eventfd_armed = false;
             SP_METRIC_ADD(s->metrics->wakeups_received, 1);
             break;
+        case SP_UD_CANCEL:
+            break; /* the cancelled operations complete on their own */
         case SP_UD_MSG_SENT:
             /* Only failures complete (IOSQE_CQE_SKIP_SUCCESS). The target
              * still sees the data on its next poll; a lost wake-up would
@@ -766,6 +768,20 @@ int sp_reactor_loop(struct sp_shard *s)
             mark_drained(s);
         if (s->drained) {
             work += sp_mesh_drain_inbound(s);
+            /* Nothing will wait for what is still in flight (a source's
+             * read of an event fd that may never fire, a write of an
+             * abandoned checkpoint file): cancel it all once, and leave
+             * the loop when the completions are in (their owners free
+             * memory there). */
+            if (s->io_inflight && !s->io_cancel_sent) {
+                struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+                if (sqe) {
+                    io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+                    io_uring_sqe_set_data64(sqe, SP_UD_CANCEL);
+                    io_uring_submit(&s->ring);
+                    s->io_cancel_sent = true;
+                }
+            }
             if (atomic_load_explicit(&rt->shards_idle, memory_order_acquire) == s->count &&
                 sp_mesh_quiescent(s) && s->io_inflight == 0)
                 break;

@@ -25,7 +25,14 @@
 
 /* io_uring user_data tags below this are the reactor's own; above are
  * pointers to struct sp_io_op. */
-enum { SP_UD_NONE = 0, SP_UD_WAKE = 1, SP_UD_EVENTFD = 2, SP_UD_MSG_SENT = 3, SP_UD_RESERVED = 16 };
+enum {
+    SP_UD_NONE = 0,
+    SP_UD_WAKE = 1,
+    SP_UD_EVENTFD = 2,
+    SP_UD_MSG_SENT = 3,
+    SP_UD_CANCEL = 4, /* the drain's cancel of every operation still in flight */
+    SP_UD_RESERVED = 16
+};
 
 enum task_state { TASK_RUNNABLE = 1, TASK_WAITING, TASK_RUNNING };
 enum task_wait { WAIT_NONE = 0, WAIT_INBOUND, WAIT_SPACE, WAIT_BATCH, WAIT_WAKE };
@@ -150,6 +157,7 @@ struct sp_shard {
     /* io_uring operations of sp_shard_get_sqe not completed yet: the loop
      * does not exit while any is in flight (their owners free on completion). */
     uint32_t io_inflight;
+    bool io_cancel_sent; /* drained with operations in flight: cancel sent */
     struct sp_xs_call **pending_reply; /* [count]: replies whose call ring was full */
 
     int error;                          /* first fatal error on this shard */
