@@ -294,12 +294,28 @@ static int stdout_push(struct op *op, const void *rec)
 
 /* ---- operators: records ---------------------------------------------------- */
 
+/* A record reached a sink: count it, and every LIVE_LATENCY_SAMPLE-th one
+ * adds its event-time-to-output latency to the shard's histogram (a clock
+ * read per record would cost more than some operators). Event times from
+ * the future (a generator's synthetic clock) count as 0. */
+static void sink_observe(struct op *op, int64_t ts)
+{
+    struct shard_live *sl = &op->se->x->job->live->shards[op->se->id];
+    uint64_t n = LIVE_GET(sl->sink_records);
+    LIVE_SET(sl->sink_records, n + 1);
+    if (n % LIVE_LATENCY_SAMPLE == 0) {
+        int64_t lat = wall_ms() - ts;
+        sp_hist_record(sl->latency_ms, lat > 0 ? (uint64_t)lat : 0);
+    }
+}
+
 static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
     /* Not `= {...}`: that would zero key_buf (256 bytes) on every record. */
     struct spate_ctx c;
     ctx_init(&c, op, ts);
+    LIVE_ADD(op->live->records_in, 1);
     int rc;
     switch (n->kind) {
     case NODE_MAP:
@@ -329,10 +345,13 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
     case NODE_SIDE:
         return op_emit(op, rec, ts);
     case NODE_SINK_COLLECT:
+        sink_observe(op, ts);
         return collect_push(op, rec, ts);
     case NODE_SINK_STDOUT:
+        sink_observe(op, ts);
         return stdout_push(op, rec);
     case NODE_SINK_EXT:
+        sink_observe(op, ts);
         rc = n->sink_vt->write(op->sink, rec, ts);
         return rc < 0 ? fail(op->se, rc, n->name) : 0;
     case NODE_SOURCE_GEN:
@@ -345,6 +364,7 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 static int op_emit(struct op *op, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
+    LIVE_ADD(op->live->records_out, 1);
     for (uint32_t i = 0; i < n->n_consumers; i++) {
         int rc = op_push(&op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i], rec, ts);
         if (rc < 0)
@@ -483,6 +503,8 @@ static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idl
         }
     }
     bool changed = wm > op->wm || idle != op->idle;
+    if (wm > op->wm)
+        LIVE_SET(op->live->watermark_ms, wm);
     op->wm = wm > op->wm ? wm : op->wm;
     op->idle = idle;
     if (n->kind == NODE_KEY_BY) {
@@ -1576,6 +1598,7 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
 {
     op->node = n;
     op->se = se;
+    op->live = sp_job_live_op(se->x->job->live, se->id, n->id);
     op->wm = SPATE_WATERMARK_MIN;
     for (uint32_t i = 0; i < NODE_INPUTS_MAX; i++)
         op->in_wm[i] = SPATE_WATERMARK_MIN;
@@ -1979,10 +2002,17 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     }
     atomic_store(&x->live_tasks, (int64_t)(tasks * x->n));
     job->exec = x;
+    if (sp_job_live_prepare(job, x->n) < 0) {
+        rc = spate_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    LIVE_SET(job->live->ck_restored_id, job->ck_stats.restored_id);
     rc = sp_runtime_create(&o, &x->rt, err);
     if (rc < 0)
         goto out;
+    sp_job_live_publish(job, x->rt);
     rc = sp_runtime_run(x->rt, err);
+    sp_job_live_publish(job, NULL);
     job->runtime_failure = atomic_load(&x->failed) || rc < 0;
     if (atomic_load(&x->failed))
         rc = spate_error_set(err, x->fail_code < 0 ? x->fail_code : -SPATE_EINTERNAL, "%s",

@@ -151,6 +151,7 @@ struct spate_collector {
 struct op {
     struct node *node;
     struct shard_exec *se;
+    struct op_live *live; /* this (shard, node)'s live metrics (job_live.c) */
     int64_t in_wm[NODE_INPUTS_MAX];
     bool in_idle[NODE_INPUTS_MAX];
     bool in_ended[NODE_INPUTS_MAX];
