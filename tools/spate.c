@@ -246,6 +246,16 @@ static const char *const usage_client =
     "  -c, --config FILE        read rest.address and rest.port from FILE\n"
     "  -h, --help               this text\n";
 
+/* getopt's error, as our one line. */
+static int bad_option(const char *verb, const char *arg)
+{
+    if (optopt && strchr("acsnDIti", optopt) && arg && arg[0] == '-' && arg[1] != '-')
+        return die(EXIT_USAGE, "%s: option -%c needs a value (see spate %s --help)", verb, optopt,
+                   verb);
+    return die(EXIT_USAGE, "%s: bad option '%s' (see spate %s --help)", verb, arg ? arg : "?",
+               verb);
+}
+
 static void client_usage(FILE *f, const char *synopsis, const char *extra)
 {
     fprintf(f, "usage: spate %s\n\n%s%s", synopsis, extra ? extra : "", usage_client);
@@ -296,6 +306,7 @@ static int cmd_run(int argc, char **argv)
     int n_defs = 0;
     int ch;
     optind = 1;
+    opterr = 0; /* one line of our own instead of getopt's */
     /* '+': stop at JOB, the rest is the job's. */
     while ((ch = getopt_long(argc, argv, "+c:s:n:D:h", opts, NULL)) != -1) {
         switch (ch) {
@@ -321,14 +332,11 @@ static int cmd_run(int argc, char **argv)
             fputs(usage_run, stdout);
             return EXIT_OK;
         default:
-            fputs(usage_run, stderr);
-            return EXIT_USAGE;
+            return bad_option("run", argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        fputs(usage_run, stderr);
-        return die(EXIT_USAGE, "run: no JOB given");
-    }
+    if (optind >= argc)
+        return die(EXIT_USAGE, "run: no JOB given (see spate run --help)");
     const char *job_arg = argv[optind++];
     if (optind < argc && strcmp(argv[optind], "--") == 0)
         optind++;
@@ -464,6 +472,9 @@ static int parse_client(int argc, char **argv, struct client_args *a, const char
     a->interval_ms = 1000;
     int ch;
     optind = 1;
+    opterr = 0;
+    char verb[32];
+    snprintf(verb, sizeof(verb), "%.*s", (int)strcspn(synopsis, " "), synopsis);
     while ((ch = getopt_long(argc, argv, "a:c:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'a':
@@ -497,21 +508,17 @@ static int parse_client(int argc, char **argv, struct client_args *a, const char
             client_usage(stdout, synopsis, extra);
             return EXIT_OK;
         default:
-            client_usage(stderr, synopsis, extra);
-            return EXIT_USAGE;
+            return bad_option(verb, argv[optind - 1]);
         }
     }
     for (int i = optind; i < argc; i++) {
-        if (a->n_pos == pos_max) {
-            client_usage(stderr, synopsis, extra);
-            return die(EXIT_USAGE, "unexpected argument '%s'", argv[i]);
-        }
+        if (a->n_pos == pos_max)
+            return die(EXIT_USAGE, "%s: unexpected argument '%s' (see spate %s --help)", verb,
+                       argv[i], verb);
         a->pos[a->n_pos++] = argv[i];
     }
-    if (a->n_pos < pos_min) {
-        client_usage(stderr, synopsis, extra);
-        return die(EXIT_USAGE, "missing JOB_ID");
-    }
+    if (a->n_pos < pos_min)
+        return die(EXIT_USAGE, "%s: missing JOB_ID (see spate %s --help)", verb, verb);
     return -1;
 }
 
@@ -671,11 +678,9 @@ static int cmd_stop(int argc, char **argv)
     int rc = parse_client(argc, argv, &a, syn, extra, 1, 2);
     if (rc >= 0)
         return rc;
-    if (!a.savepoint_flag) {
-        client_usage(stderr, syn, extra);
+    if (!a.savepoint_flag)
         return die(EXIT_USAGE, "stop: --savepoint is required (use `spate cancel` to stop "
                                "without one)");
-    }
     struct client c;
     if ((rc = client_init(&c, a.address, a.config)) != EXIT_OK)
         return rc;
@@ -819,10 +824,8 @@ static int cmd_top(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        fputs(usage_main, stderr);
-        return EXIT_USAGE;
-    }
+    if (argc < 2)
+        return die(EXIT_USAGE, "no verb given (see spate --help)");
     const char *verb = argv[1];
     if (strcmp(verb, "-h") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "help") == 0) {
         fputs(usage_main, stdout);
@@ -849,6 +852,5 @@ int main(int argc, char **argv)
             return rc;
         }
     }
-    fputs(usage_main, stderr);
-    return die(EXIT_USAGE, "unknown verb '%s'", verb);
+    return die(EXIT_USAGE, "unknown verb '%s' (see spate --help)", verb);
 }
