@@ -729,9 +729,10 @@ int spate_emit_side(struct spate_ctx *c, uint32_t tag, const void *rec)
 static int state_ref(struct spate_ctx *c, int state, struct sp_state_ref *ref,
                      const struct state_decl **decl)
 {
+    /* sp_ctx_state_ref returns 0 or <0; *decl is set either way so that
+     * GCC, which cannot see that across the PIC call, knows it is. */
     int rc = sp_ctx_state_ref(c, state, NULL, 0, ref);
-    if (rc == 0)
-        *decl = &c->op->node->states[state];
+    *decl = rc == 0 ? &c->op->node->states[state] : NULL;
     return rc;
 }
 

@@ -39,6 +39,7 @@
 #include "spate/config.h"
 #include "spate/job.h"
 #include "spate/rest.h"
+#include "spate/version.h"
 #include "tools/examples/examples.h"
 
 #define EXIT_OK        0
@@ -832,7 +833,7 @@ int main(int argc, char **argv)
         return EXIT_OK;
     }
     if (strcmp(verb, "--version") == 0) {
-        printf("spate %s\n", SPATE_VERSION_STRING);
+        printf("spate %s\n", spate_version());
         return EXIT_OK;
     }
     static const struct {
