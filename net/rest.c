@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct sp_rest {
@@ -205,7 +206,8 @@ int sp_rest_create(const struct sp_rest_opts *opts, struct sp_rest **out, struct
         free(r);
         return rc;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
+    /* ITC: lets sp_rest_destroy quiesce the daemon. */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (strchr(opts->address, ':'))
         flags |= MHD_USE_IPv6;
     r->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_LISTEN_SOCKET,
@@ -232,7 +234,22 @@ void sp_rest_destroy(struct sp_rest *r)
 {
     if (!r)
         return;
+    /* Stop accepting, then let the connections still open finish (a client
+     * reading the result that ended the job), at most SP_REST_DRAIN_MS:
+     * MHD_stop_daemon would cut a response not yet sent. Quiesce hands the
+     * listening socket back to us; if it fails the daemon still owns it
+     * and closes it itself. */
+    MHD_socket s = MHD_quiesce_daemon(r->daemon);
+    for (int waited_ms = 0; waited_ms < SP_REST_DRAIN_MS; waited_ms += 10) {
+        const union MHD_DaemonInfo *info =
+            MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+        if (!info || info->num_connections == 0)
+            break;
+        struct timespec d = {0, 10 * 1000000};
+        nanosleep(&d, NULL);
+    }
     MHD_stop_daemon(r->daemon);
-    close(r->fd); /* a socket given with LISTEN_SOCKET stays ours */
+    if (s != MHD_INVALID_SOCKET)
+        close(s);
     free(r);
 }

@@ -28,6 +28,7 @@ extern "C" {
 #define SP_REST_BODY_BYTES_MAX    (64u << 10) /* request bodies (JSON) */
 #define SP_REST_CONNECTIONS_MAX   64          /* open connections at once */
 #define SP_REST_TIMEOUT_S         10          /* idle connection timeout */
+#define SP_REST_DRAIN_MS          1000        /* stop: wait for open connections */
 #define SP_REST_ADDRESS_BYTES_MAX 256
 
 struct sp_rest;

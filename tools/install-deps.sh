@@ -22,6 +22,7 @@ PACKAGES=(
   libcurl4-openssl-dev                 # REST client of the spate CLI
   curl                                 # REST tests
   prometheus                           # promtool: /metrics checked in tests
+  tmux                                 # spate top checked in an 80x24 terminal
 )
 
 missing=()

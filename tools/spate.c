@@ -741,7 +741,8 @@ static double jnum(json_t *o, const char *k)
     return json_number_value(json_object_get(o, k));
 }
 
-/* Renders one frame (at most 80 columns) from two /shards answers. */
+/* Renders one frame from two /shards answers: 79 columns, so that it fits
+ * an 80x24 terminal (up to 21 shards on one screen). */
 static void top_frame(json_t *prev, json_t *cur, double dt_s, bool clear)
 {
     if (clear)
@@ -750,7 +751,7 @@ static void top_frame(json_t *prev, json_t *cur, double dt_s, bool clear)
     const char *job = jstr(cur, "job");
     printf("\033[1mspate top\033[0m  job %.32s  shards %zu  every %.1f s\n", job,
            json_array_size(shards), dt_s);
-    printf("\033[7m%-5s %3s %5s %9s %9s %5s %5s %9s %6s %-18s\033[0m\n", "SHARD", "CPU", "UTIL%",
+    printf("\033[7m%-5s %3s %5s %8s %8s %5s %5s %9s %6s %-16s\033[0m\n", "SHARD", "CPU", "UTIL%",
            "IN/s", "OUT/s", "BP%", "RING%", "WM_LAG_S", "STALLS", "BUSIEST");
     size_t i;
     json_t *s;
@@ -773,7 +774,7 @@ static void top_frame(json_t *prev, json_t *cur, double dt_s, bool clear)
             snprintf(lag, sizeof(lag), "%9.1f", (double)json_integer_value(l) / 1e3);
         else
             snprintf(lag, sizeof(lag), "%9s", "-");
-        printf("%5lld %3lld %5.1f %9.0f %9.0f %5.1f %5.1f %s %6lld %-18.18s\n",
+        printf("%5lld %3lld %5.1f %8.0f %8.0f %5.1f %5.1f %s %6lld %-16.16s\n",
                (long long)jint(s, "shard"), (long long)jint(s, "cpu"), util, in, out,
                bp > 100 ? 100 : bp, ring, lag, (long long)jint(s, "stalls"),
                jstr(s, "busiest-operator"));

@@ -223,6 +223,43 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
     EXPECT_NE(std::string::npos, r.output.find("UTIL%")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find(id)) << r.output;
     EXPECT_GE(count_lines(r.output), 4) << r.output; // title, header, two shards
+    {
+        // Fits an 80-column terminal once the ANSI attributes are taken out.
+        std::istringstream in(r.output);
+        std::string line;
+        while (std::getline(in, line)) {
+            std::string plain;
+            for (size_t i = 0; i < line.size(); i++) {
+                if (line[i] == '\033') {
+                    while (i < line.size() && line[i] != 'm')
+                        i++;
+                    continue;
+                }
+                plain += line[i];
+            }
+            EXPECT_LE(plain.size(), 80u) << plain;
+        }
+    }
+
+    // The real terminal: an 80x24 tmux pane, captured after a few frames.
+    if (sh("command -v tmux").exit_code == 0) {
+        std::string session = "spate-top-" + std::to_string(getpid());
+        r = sh("tmux new-session -d -s " + session + " -x 80 -y 24 \"" + kSpate + " top" + a +
+               " --iterations 3 --interval-ms 200; sleep 10\"");
+        ASSERT_EQ(0, r.exit_code) << r.output;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+        Out pane = sh("tmux capture-pane -p -t " + session);
+        sh("tmux kill-session -t " + session);
+        EXPECT_NE(std::string::npos, pane.output.find("SHARD CPU UTIL%")) << pane.output;
+        EXPECT_NE(std::string::npos, pane.output.find("BUSIEST")) << pane.output;
+        EXPECT_NE(std::string::npos, pane.output.find("\n    0 ")) << pane.output;
+        EXPECT_NE(std::string::npos, pane.output.find("\n    1 ")) << pane.output;
+        // One frame on screen (cleared between frames), not three.
+        size_t first = pane.output.find("spate top");
+        EXPECT_EQ(std::string::npos, pane.output.find("spate top", first + 1)) << pane.output;
+    } else {
+        std::printf("tmux not installed: the 80x24 terminal check is skipped\n");
+    }
 
     r = sh(kSpate + " checkpoints " + id + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
