@@ -234,6 +234,7 @@ static const char *const usage_run =
     "  -s, --fromSavepoint DIR   restore from a savepoint (execution.savepoint.path)\n"
     "  -n, --name NAME        the job's name (default: the built-in's or the file's)\n"
     "      --list-builtins    list the built-in jobs and exit\n"
+    "      --help-config      print every config key with its default (YAML) and exit\n"
     "  -h, --help             this text\n"
     "\n"
     "The REST API listens on rest.address:rest.port (default 127.0.0.1:8081; rest.port=0\n"
@@ -298,9 +299,13 @@ static void name_from_path(const char *path, char *out, size_t cap)
 static int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"fromSavepoint", required_argument, NULL, 's'},
-        {"name", required_argument, NULL, 'n'},   {"list-builtins", no_argument, NULL, 'L'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"fromSavepoint", required_argument, NULL, 's'},
+        {"name", required_argument, NULL, 'n'},
+        {"list-builtins", no_argument, NULL, 'L'},
+        {"help-config", no_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_file = NULL, *savepoint = NULL, *name = NULL;
     const char *defs[256];
@@ -329,6 +334,20 @@ static int cmd_run(int argc, char **argv)
             for (size_t i = 0; i < sizeof(builtins) / sizeof(builtins[0]); i++)
                 printf("%-16s %s\n", builtins[i].name, builtins[i].about);
             return EXIT_OK;
+        case 'C': {
+            struct spate_config *c;
+            if (spate_config_create(&c) < 0)
+                return die(EXIT_FAILED, "out of memory");
+            size_t n = spate_config_describe(c, NULL, 0);
+            char *text = malloc(n + 1);
+            if (text) {
+                spate_config_describe(c, text, n + 1);
+                fputs(text, stdout);
+            }
+            free(text);
+            spate_config_destroy(c);
+            return text ? EXIT_OK : die(EXIT_FAILED, "out of memory");
+        }
         case 'h':
             fputs(usage_run, stdout);
             return EXIT_OK;

@@ -14,6 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -291,6 +294,23 @@ TEST_F(RestApi, Metrics)
           "spate_checkpoint_last_size_bytes", "spate_checkpoint_last_channel_state_bytes",
           "spate_shard_state_bytes"})
         EXPECT_NE(std::string::npos, r.body.find(f)) << f;
+    // Every metric the Grafana dashboard queries exists.
+    std::ifstream dash(std::string(SPATE_SOURCE_DIR) + "/docs/grafana/spate.json");
+    std::stringstream ds;
+    ds << dash.rdbuf();
+    std::string text = ds.str();
+    ASSERT_FALSE(text.empty());
+    std::regex name("spate_[a-z_]+");
+    int names = 0;
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), name);
+         it != std::sregex_iterator(); ++it) {
+        std::string n = it->str();
+        if (n == "spate_stream_processing" || n.rfind("spate_", 0) != 0 || n == "spate_overview")
+            continue;
+        names++;
+        EXPECT_NE(std::string::npos, r.body.find("# TYPE " + n + " ")) << "dashboard queries " << n;
+    }
+    EXPECT_GT(names, 10);
     std::string file = tmp_.file("metrics.txt", r.body);
     if (std::system("command -v promtool >/dev/null 2>&1") != 0) {
         std::printf("promtool not installed (Debian package prometheus; tools/install-deps.sh "
