@@ -8,7 +8,9 @@
  *     body of at most SP_REST_BODY_BYTES_MAX bytes, NUL-terminated;
  *  2. every connection's request state (struct req) is freed by the
  *     completion callback, whatever way the request ended;
- *  3. the server never touches shard data: what the handler reads is its
+ *  3. the server thread blocks SIGINT and SIGTERM (they belong to the
+ *     shard runtime's signalfd);
+ *  4. the server never touches shard data: what the handler reads is its
  *     business (operators/rest_api.c reads atomics and locked snapshots).
  */
 #include "net/rest.h"
@@ -18,6 +20,8 @@
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,11 +214,20 @@ int sp_rest_create(const struct sp_rest_opts *opts, struct sp_rest **out, struct
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ITC;
     if (strchr(opts->address, ':'))
         flags |= MHD_USE_IPv6;
+    /* The server thread inherits this mask: it must never take SIGINT or
+     * SIGTERM, which the shard runtime reads with a signalfd while it runs
+     * (a thread with them unblocked would get the default action: exit). */
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, &old);
     r->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, r, MHD_OPTION_LISTEN_SOCKET,
                                  (MHD_socket)r->fd, MHD_OPTION_CONNECTION_LIMIT,
                                  (unsigned)SP_REST_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_TIMEOUT,
                                  (unsigned)SP_REST_TIMEOUT_S, MHD_OPTION_NOTIFY_COMPLETED,
                                  on_completed, NULL, MHD_OPTION_END);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (!r->daemon) {
         close(r->fd);
         free(r);

@@ -106,6 +106,7 @@ class Background
         }
         return false;
     }
+    void signal(int sig) { kill(pid_, sig); }
     // Exit code, or -1 after timeout_s.
     int wait(int timeout_s)
     {
@@ -320,6 +321,26 @@ TEST_F(SpateCliJob, PortInUse)
     Out r = sh(kSpate + " cancel " + id + " -a " + addr);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_EQ(0, first.wait(30)) << first.log();
+}
+
+// SIGINT and SIGTERM drain the job as without the REST API: the server's
+// thread never takes them (it would die of them).
+TEST_F(SpateCliJob, SignalsDrain)
+{
+    for (int sig : {SIGTERM, SIGINT}) {
+        std::string dir = path() + "/" + std::to_string(sig);
+        Background run("-D rest.port=0 -D shards.count=2 -D shards.pin=false keyed-sequence -- "
+                       "--out " +
+                           dir + " --events 1000000 --rate 2000",
+                       path() + "/sig.log");
+        std::string addr, id;
+        ASSERT_TRUE(run.ready(&addr, &id)) << run.log();
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        run.signal(sig);
+        EXPECT_EQ(0, run.wait(30)) << run.log();
+        EXPECT_NE(std::string::npos, run.log().find("draining shards")) << run.log();
+        EXPECT_NE(std::string::npos, run.log().find("FINISHED")) << run.log();
+    }
 }
 
 } // namespace
