@@ -224,10 +224,11 @@ static const char *const usage_main =
     "4 the REST API refused the request. See `man spate`.\n";
 
 static const char *const usage_run =
-    "usage: spate run [options] JOB [--] [JOB ARGS...]\n"
+    "usage: spate run JOB [options] [-- JOB ARGS...]\n"
     "\n"
     "JOB is a built-in job (--list-builtins) or a path to a shared object that exports\n"
-    "spate_job_main (see spate/job.h). Arguments after JOB go to the job.\n"
+    "spate_job_main (see spate/job.h). Options may come before or after JOB; the job's\n"
+    "own arguments come after `--`.\n"
     "\n"
     "  -c, --config FILE      load config.yaml-style keys from FILE\n"
     "  -D key=value           set one config key (repeatable; overrides --config)\n"
@@ -313,8 +314,10 @@ static int cmd_run(int argc, char **argv)
     int ch;
     optind = 1;
     opterr = 0; /* one line of our own instead of getopt's */
-    /* '+': stop at JOB, the rest is the job's. */
-    while ((ch = getopt_long(argc, argv, "+c:s:n:D:h", opts, NULL)) != -1) {
+    /* GNU getopt permutes: options anywhere up to `--`; afterwards argv
+     * holds JOB, then any other operand, then what followed `--` (the
+     * job's arguments, never parsed here). */
+    while ((ch = getopt_long(argc, argv, "c:s:n:D:h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
             config_file = optarg;
@@ -358,8 +361,6 @@ static int cmd_run(int argc, char **argv)
     if (optind >= argc)
         return die(EXIT_USAGE, "run: no JOB given (see spate run --help)");
     const char *job_arg = argv[optind++];
-    if (optind < argc && strcmp(argv[optind], "--") == 0)
-        optind++;
 
     struct spate_config *cfg = NULL;
     struct spate_error err = {0};

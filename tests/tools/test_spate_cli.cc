@@ -161,6 +161,8 @@ TEST(SpateCli, BadInput)
     expect_refused("run --bogus clicks", 2, {"bad option '--bogus'"});
     expect_refused("list --bogus", 2, {"bad option '--bogus'"});
     expect_refused("run -D no.such.key=1 clicks", 2, {"no.such.key"});
+    expect_refused("run clicks -D no.such.key=1", 2, {"no.such.key"}); // options after JOB
+    expect_refused("run keyed-sequence --out /tmp/x", 2, {"bad option '--out'"}); // needs --
     expect_refused("run -D shards.count=zero clicks", 2, {"shards.count"});
     expect_refused("run --config /nonexistent/spate.yaml clicks", 2, {"/nonexistent/spate.yaml"});
     expect_refused("run ./no-such-job.so", 2, {"cannot load job", "no-such-job.so"});
