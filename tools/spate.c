@@ -660,10 +660,27 @@ static int savepoint_request(const struct client *c, const char *id, const char 
                timeout_s);
 }
 
-/* A default savepoint directory: ./savepoint-<id prefix>-<unix time>. */
-static void default_dir(char *out, size_t cap, const char *id)
+/* The savepoint directory: DIR, or ./savepoint-<id prefix>-<unix time>; a
+ * relative one is made absolute against this client's working directory
+ * (the job's process resolves paths against its own, which may differ).
+ * Returns 0, or an exit code with the message printed. */
+static int savepoint_dir(char *out, size_t cap, const char *given, const char *id)
 {
-    snprintf(out, cap, "savepoint-%.8s-%lld", id, (long long)time(NULL));
+    char rel[4096];
+    if (given)
+        snprintf(rel, sizeof(rel), "%s", given);
+    else
+        snprintf(rel, sizeof(rel), "savepoint-%.8s-%lld", id, (long long)time(NULL));
+    if (rel[0] == '/') {
+        snprintf(out, cap, "%s", rel);
+        return 0;
+    }
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof(cwd)))
+        return die(EXIT_FAILED, "getcwd: %s", strerror(errno));
+    if ((size_t)snprintf(out, cap, "%s/%s", cwd, rel) >= cap)
+        return die(EXIT_USAGE, "savepoint directory path too long");
+    return 0;
 }
 
 static int cmd_savepoint(int argc, char **argv)
@@ -679,11 +696,9 @@ static int cmd_savepoint(int argc, char **argv)
     struct client c;
     if ((rc = client_init(&c, a.address, a.config)) != EXIT_OK)
         return rc;
-    char dir[4096];
-    if (a.n_pos == 2)
-        snprintf(dir, sizeof(dir), "%s", a.pos[1]);
-    else
-        default_dir(dir, sizeof(dir), a.pos[0]);
+    char dir[8192];
+    if ((rc = savepoint_dir(dir, sizeof(dir), a.n_pos == 2 ? a.pos[1] : NULL, a.pos[0])) != 0)
+        return rc;
     return savepoint_request(&c, a.pos[0], dir, false, a.timeout_s);
 }
 
@@ -705,11 +720,9 @@ static int cmd_stop(int argc, char **argv)
     struct client c;
     if ((rc = client_init(&c, a.address, a.config)) != EXIT_OK)
         return rc;
-    char dir[4096];
-    if (a.n_pos == 2)
-        snprintf(dir, sizeof(dir), "%s", a.pos[1]);
-    else
-        default_dir(dir, sizeof(dir), a.pos[0]);
+    char dir[8192];
+    if ((rc = savepoint_dir(dir, sizeof(dir), a.n_pos == 2 ? a.pos[1] : NULL, a.pos[0])) != 0)
+        return rc;
     return savepoint_request(&c, a.pos[0], dir, true, a.timeout_s);
 }
 

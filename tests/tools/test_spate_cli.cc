@@ -272,7 +272,8 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
     expect_refused("checkpoints 0123456789abcdef0123456789abcdef" + a, 4, {"HTTP 404", "no job"});
     expect_refused("cancel nope" + a, 4, {"HTTP 404"});
 
-    r = sh(kSpate + " savepoint " + id + " " + dir + "/sp1" + a);
+    // A relative directory is the client's: made absolute against its cwd.
+    r = sh("cd '" + dir + "' && " + kSpate + " savepoint " + id + " sp1" + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("Savepoint completed. Path: " + dir + "/sp1"))
         << r.output;
