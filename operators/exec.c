@@ -300,22 +300,19 @@ static int stdout_push(struct op *op, const void *rec)
  * the future (a generator's synthetic clock) count as 0. */
 static void sink_observe(struct op *op, int64_t ts)
 {
-    struct shard_live *sl = &op->se->x->job->live->shards[op->se->id];
-    uint64_t n = LIVE_GET(sl->sink_records);
-    LIVE_SET(sl->sink_records, n + 1);
-    if (n % LIVE_LATENCY_SAMPLE == 0) {
+    struct shard_exec *se = op->se;
+    if (se->sink_records++ % LIVE_LATENCY_SAMPLE == 0) {
         int64_t lat = wall_ms() - ts;
-        sp_hist_record(sl->latency_ms, lat > 0 ? (uint64_t)lat : 0);
+        sp_hist_record(se->x->job->live->shards[se->id].latency_ms, lat > 0 ? (uint64_t)lat : 0);
     }
 }
-
 static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
     /* Not `= {...}`: that would zero key_buf (256 bytes) on every record. */
     struct spate_ctx c;
     ctx_init(&c, op, ts);
-    LIVE_ADD(op->live->records_in, 1);
+    op->records_in++;
     int rc;
     switch (n->kind) {
     case NODE_MAP:
@@ -364,7 +361,7 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 static int op_emit(struct op *op, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
-    LIVE_ADD(op->live->records_out, 1);
+    op->records_out++;
     for (uint32_t i = 0; i < n->n_consumers; i++) {
         int rc = op_push(&op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i], rec, ts);
         if (rc < 0)
@@ -1528,8 +1525,25 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 /* Every task slice ends by shipping partly filled batches (flush_partial).
  * The reactor frees a task after DONE or an error: forget its handle, so
  * that nothing (a checkpoint's wake-up) touches it afterwards. */
+/* Publishes the shard's operator counters to the live blocks: once per
+ * task slice rather than per record, so that the data path counts in plain
+ * fields; readers see them at most one slice (about the task quota) old. */
+static void publish_live(struct shard_exec *se)
+{
+    uint32_t n = se->x->job->n_nodes;
+    for (uint32_t i = 0; i < n; i++) {
+        struct op *o = &se->ops[i];
+        if (!o->live)
+            continue;
+        LIVE_SET(o->live->records_in, o->records_in);
+        LIVE_SET(o->live->records_out, o->records_out);
+    }
+    LIVE_SET(se->x->job->live->shards[se->id].sink_records, se->sink_records);
+}
+
 static int finish_slice(struct task_state *ts, int status)
 {
+    publish_live(ts->se);
     if (status == SP_TASK_YIELD || status == SP_TASK_WAIT) {
         int rc = flush_partial(ts);
         if (rc < 0)
@@ -1600,6 +1614,9 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
     op->node = n;
     op->se = se;
     op->live = sp_job_live_op(se->x->job->live, se->id, n->id);
+    /* Counters continue across restarts (job_live.c). */
+    op->records_in = LIVE_GET(op->live->records_in);
+    op->records_out = LIVE_GET(op->live->records_out);
     op->wm = SPATE_WATERMARK_MIN;
     for (uint32_t i = 0; i < NODE_INPUTS_MAX; i++)
         op->in_wm[i] = SPATE_WATERMARK_MIN;
@@ -1717,6 +1734,7 @@ static int shard_start(struct sp_shard *s, void *arg)
         return -ENOMEM;
     memset(se, 0, sizeof(*se));
     se->x = x;
+    se->sink_records = LIVE_GET(x->job->live->shards[id].sink_records);
     se->shard = s;
     se->id = id;
     x->shards[id] = se;
@@ -1873,6 +1891,7 @@ static void shard_stop(struct sp_shard *s, void *arg)
     if (se->ttl_sweep.fn)
         sp_timer_cancel(s, &se->ttl_sweep);
     sp_ckpt_shard_stop(se);
+    publish_live(se); /* what the last slices counted */
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *o = &se->ops[k];
         if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
