@@ -65,8 +65,7 @@ enum node_kind {
 struct op_live {
     _Atomic uint64_t records_in;
     _Atomic uint64_t records_out;
-    _Atomic int64_t watermark_ms;          /* SPATE_WATERMARK_MIN: none yet */
-    _Atomic uint64_t late_records_dropped; /* reserved for windows */
+    _Atomic int64_t watermark_ms; /* SPATE_WATERMARK_MIN: none yet */
 };
 
 struct shard_live {
