@@ -303,6 +303,28 @@ static const struct sp_config_key registry[] = {
                        "on a shard that has not aligned after this long (Flink's key); 0: "
                        "unaligned from the start.",
     },
+    {
+        .name = "rest.address",
+        .type = SPATE_CONFIG_STRING,
+        .default_text = "127.0.0.1",
+        .description = "Numeric IPv4 or IPv6 address the REST API (and /metrics) binds to; "
+                       "loopback by default, 0.0.0.0 for every interface.",
+    },
+    {
+        .name = "rest.port",
+        .type = SPATE_CONFIG_INT,
+        .default_text = "8081",
+        .min = 0,
+        .max = 65535,
+        .description = "TCP port of the REST API (Flink's default 8081); 0: an ephemeral port, "
+                       "printed at start.",
+    },
+    {
+        .name = "rest.enabled",
+        .type = SPATE_CONFIG_BOOL,
+        .default_text = "true",
+        .description = "Whether `spate run` serves the REST API and /metrics.",
+    },
 };
 
 _Static_assert(sizeof(registry) / sizeof(registry[0]) <= SPATE_CONFIG_ENTRIES_MAX,

@@ -531,6 +531,7 @@ static int cut_state(struct shard_exec *se)
     if (rc < 0)
         return sp_exec_fail(se, rc, err.message);
     ck->state_cut = true;
+    LIVE_SET(x->job->live->shards[se->id].state_bytes, sp_state_bytes(se->state));
     wake_checkpoint_task(se);
     return 0;
 }
@@ -1247,6 +1248,7 @@ static int coord_trigger(struct exec *x, struct ckpt_coord *c, uint32_t flags)
         return rc;
     }
     c->cur_id = id;
+    LIVE_SET(x->job->live->ck_in_progress_id, id);
     c->cur_flags = flags;
     c->trigger_ns = sp_clock_ns();
     c->trigger_wall_ms = wall_ms();
@@ -1434,6 +1436,9 @@ static int coord_complete(struct exec *x, struct ckpt_coord *c)
     st->channel_state_bytes[st->history_count] = c->channel_bytes;
     st->alignment_ns[st->history_count] = c->alignment_ns;
     st->history_count++;
+    sp_job_live_checkpoint(x->job->live, c->cur_id, c->trigger_wall_ms, took_ns, c->state_bytes,
+                           c->channel_bytes, c->alignment_ns, c->cur_flags & CKPT_FLAG_SAVEPOINT);
+    LIVE_SET(x->job->live->ck_in_progress_id, 0);
     c->last_completed_id = c->cur_id;
     SP_LOG_DEBUG("job '%s': checkpoint %" PRIu64 " complete in %.1f ms (every shard done "
                  "after %.1f ms, alignment %.2f ms; state %" PRIu64 " bytes, channel state %" PRIu64
@@ -1522,6 +1527,8 @@ static int coordinator_task_slice(struct sp_shard *s, struct sp_task *t, void *a
                         " ms (execution.checkpointing.timeout) with %u of %u shards done",
                         x->job->name, c->cur_id, x->ck.timeout_ms, c->acks, x->n);
             x->job->ck_stats.aborted++;
+            LIVE_ADD(x->job->live->ck_failed, 1);
+            LIVE_SET(x->job->live->ck_in_progress_id, 0);
             if (c->cur_flags & CKPT_FLAG_SAVEPOINT)
                 savepoint_done(x, -ETIMEDOUT);
             c->cur_id = 0;

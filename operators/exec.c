@@ -294,12 +294,25 @@ static int stdout_push(struct op *op, const void *rec)
 
 /* ---- operators: records ---------------------------------------------------- */
 
+/* A record reached a sink: count it, and every LIVE_LATENCY_SAMPLE-th one
+ * adds its event-time-to-output latency to the shard's histogram (a clock
+ * read per record would cost more than some operators). Event times from
+ * the future (a generator's synthetic clock) count as 0. */
+static void sink_observe(struct op *op, int64_t ts)
+{
+    struct shard_exec *se = op->se;
+    if (se->sink_records++ % LIVE_LATENCY_SAMPLE == 0) {
+        int64_t lat = wall_ms() - ts;
+        sp_hist_record(se->x->job->live->shards[se->id].latency_ms, lat > 0 ? (uint64_t)lat : 0);
+    }
+}
 static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
     /* Not `= {...}`: that would zero key_buf (256 bytes) on every record. */
     struct spate_ctx c;
     ctx_init(&c, op, ts);
+    op->records_in++;
     int rc;
     switch (n->kind) {
     case NODE_MAP:
@@ -329,10 +342,13 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
     case NODE_SIDE:
         return op_emit(op, rec, ts);
     case NODE_SINK_COLLECT:
+        sink_observe(op, ts);
         return collect_push(op, rec, ts);
     case NODE_SINK_STDOUT:
+        sink_observe(op, ts);
         return stdout_push(op, rec);
     case NODE_SINK_EXT:
+        sink_observe(op, ts);
         rc = n->sink_vt->write(op->sink, rec, ts);
         return rc < 0 ? fail(op->se, rc, n->name) : 0;
     case NODE_SOURCE_GEN:
@@ -345,6 +361,7 @@ static int op_push(struct op *op, uint32_t input, const void *rec, int64_t ts)
 static int op_emit(struct op *op, const void *rec, int64_t ts)
 {
     struct node *n = op->node;
+    op->records_out++;
     for (uint32_t i = 0; i < n->n_consumers; i++) {
         int rc = op_push(&op->se->ops[n->consumers[i]->id], n->consumer_input_idx[i], rec, ts);
         if (rc < 0)
@@ -483,6 +500,8 @@ static int op_advance(struct task_state *ts, struct op *op, int64_t wm, bool idl
         }
     }
     bool changed = wm > op->wm || idle != op->idle;
+    if (wm > op->wm)
+        LIVE_SET(op->live->watermark_ms, wm);
     op->wm = wm > op->wm ? wm : op->wm;
     op->idle = idle;
     if (n->kind == NODE_KEY_BY) {
@@ -707,9 +726,10 @@ int spate_emit_side(struct spate_ctx *c, uint32_t tag, const void *rec)
 static int state_ref(struct spate_ctx *c, int state, struct sp_state_ref *ref,
                      const struct state_decl **decl)
 {
+    /* sp_ctx_state_ref returns 0 or <0; *decl is set either way so that
+     * GCC, which cannot see that across the PIC call, knows it is. */
     int rc = sp_ctx_state_ref(c, state, NULL, 0, ref);
-    if (rc == 0)
-        *decl = &c->op->node->states[state];
+    *decl = rc == 0 ? &c->op->node->states[state] : NULL;
     return rc;
 }
 
@@ -1505,8 +1525,25 @@ static int receiver_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 /* Every task slice ends by shipping partly filled batches (flush_partial).
  * The reactor frees a task after DONE or an error: forget its handle, so
  * that nothing (a checkpoint's wake-up) touches it afterwards. */
+/* Publishes the shard's operator counters to the live blocks: once per
+ * task slice rather than per record, so that the data path counts in plain
+ * fields; readers see them at most one slice (about the task quota) old. */
+static void publish_live(struct shard_exec *se)
+{
+    uint32_t n = se->x->job->n_nodes;
+    for (uint32_t i = 0; i < n; i++) {
+        struct op *o = &se->ops[i];
+        if (!o->live)
+            continue;
+        LIVE_SET(o->live->records_in, o->records_in);
+        LIVE_SET(o->live->records_out, o->records_out);
+    }
+    LIVE_SET(se->x->job->live->shards[se->id].sink_records, se->sink_records);
+}
+
 static int finish_slice(struct task_state *ts, int status)
 {
+    publish_live(ts->se);
     if (status == SP_TASK_YIELD || status == SP_TASK_WAIT) {
         int rc = flush_partial(ts);
         if (rc < 0)
@@ -1576,6 +1613,10 @@ static int op_init(struct shard_exec *se, struct op *op, struct node *n)
 {
     op->node = n;
     op->se = se;
+    op->live = sp_job_live_op(se->x->job->live, se->id, n->id);
+    /* Counters continue across restarts (job_live.c). */
+    op->records_in = LIVE_GET(op->live->records_in);
+    op->records_out = LIVE_GET(op->live->records_out);
     op->wm = SPATE_WATERMARK_MIN;
     for (uint32_t i = 0; i < NODE_INPUTS_MAX; i++)
         op->in_wm[i] = SPATE_WATERMARK_MIN;
@@ -1693,6 +1734,7 @@ static int shard_start(struct sp_shard *s, void *arg)
         return -ENOMEM;
     memset(se, 0, sizeof(*se));
     se->x = x;
+    se->sink_records = LIVE_GET(x->job->live->shards[id].sink_records);
     se->shard = s;
     se->id = id;
     x->shards[id] = se;
@@ -1849,6 +1891,7 @@ static void shard_stop(struct sp_shard *s, void *arg)
     if (se->ttl_sweep.fn)
         sp_timer_cancel(s, &se->ttl_sweep);
     sp_ckpt_shard_stop(se);
+    publish_live(se); /* what the last slices counted */
     for (uint32_t k = 0; k < x->job->n_nodes; k++) {
         struct op *o = &se->ops[k];
         if (o->node && o->node->kind == NODE_KEYED && o->node->vt->fini)
@@ -1979,10 +2022,17 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
     }
     atomic_store(&x->live_tasks, (int64_t)(tasks * x->n));
     job->exec = x;
+    if (sp_job_live_prepare(job, x->n) < 0) {
+        rc = spate_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    LIVE_SET(job->live->ck_restored_id, job->ck_stats.restored_id);
     rc = sp_runtime_create(&o, &x->rt, err);
     if (rc < 0)
         goto out;
+    sp_job_live_publish(job, x->rt);
     rc = sp_runtime_run(x->rt, err);
+    sp_job_live_publish(job, NULL);
     job->runtime_failure = atomic_load(&x->failed) || rc < 0;
     if (atomic_load(&x->failed))
         rc = spate_error_set(err, x->fail_code < 0 ? x->fail_code : -SPATE_EINTERNAL, "%s",

@@ -157,6 +157,9 @@ struct spate_collector {
 struct op {
     struct node *node;
     struct shard_exec *se;
+    struct op_live *live; /* this (shard, node)'s live metrics (job_live.c) */
+    uint64_t records_in;  /* counted here, published per slice (publish_live) */
+    uint64_t records_out;
     int64_t in_wm[NODE_INPUTS_MAX];
     bool in_idle[NODE_INPUTS_MAX];
     bool in_ended[NODE_INPUTS_MAX];
@@ -281,6 +284,7 @@ struct shard_exec {
     struct sp_timer ttl_sweep; /* state.ttl.cleanup.*: reclaims expired state */
     bool released_batches;     /* the job failed: held batches went home */
     struct ckpt_shard ck;
+    uint64_t sink_records; /* counted here, published per slice (publish_live) */
 };
 
 struct ckpt_opts {

@@ -40,6 +40,8 @@ int spate_job_create(const char *name, struct spate_job **out)
     if (!job)
         return -ENOMEM;
     snprintf(job->name, sizeof(job->name), "%s", name ? name : "job");
+    pthread_mutex_init(&job->view_lock, NULL);
+    sp_job_make_id(job);
     *out = job;
     return 0;
 }
@@ -54,6 +56,10 @@ void spate_job_destroy(struct spate_job *job)
         free(job->nodes[i]->cfg);
         free(job->nodes[i]);
     }
+    for (uint32_t i = job->n_deferred; i-- > 0;)
+        job->deferred[i].fn(job->deferred[i].arg);
+    sp_job_live_free(job->live);
+    pthread_mutex_destroy(&job->view_lock);
     free(job);
 }
 
@@ -516,12 +522,21 @@ int spate_sink_stdout(struct spate_job *job, const char *name, struct spate_stre
     return n ? 0 : job->error;
 }
 
+static int64_t wall_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct spate_error *err)
 {
     if (!job)
         return spate_error_set(err, -EINVAL, "no job");
-    if (job->error)
+    if (job->error) {
+        atomic_store_explicit(&job->status, SPATE_JOB_FAILED, memory_order_release);
         return spate_error_set(err, job->error, "job '%s': %s", job->name, job->error_msg);
+    }
     if (job->ran)
         return spate_error_set(err, -EINVAL, "job '%s' already ran", job->name);
     job->ran = true;
@@ -537,11 +552,25 @@ int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct 
         restarts ? spate_config_get_int(cfg, "restart-strategy.fixed-delay.attempts") : 0;
     int64_t delay_ms =
         restarts ? spate_config_get_duration_ms(cfg, "restart-strategy.fixed-delay.delay") : 0;
+    atomic_store_explicit(&job->start_ms, wall_now_ms(), memory_order_relaxed);
+    int running = SPATE_JOB_CREATED;
+    atomic_compare_exchange_strong(&job->status, &running, SPATE_JOB_RUNNING);
     for (int64_t attempt = 0;; attempt++) {
         job->runtime_failure = false;
         int rc = sp_job_execute(job, cfg, err);
-        if (rc == 0 || !job->runtime_failure || attempt >= attempts)
+        if (rc == 0 || !job->runtime_failure || attempt >= attempts ||
+            atomic_load(&job->cancel_requested)) {
+            bool cancelled = atomic_load(&job->cancel_requested);
+            atomic_store_explicit(&job->end_ms, wall_now_ms(), memory_order_relaxed);
+            atomic_store_explicit(&job->status,
+                                  rc < 0      ? SPATE_JOB_FAILED
+                                  : cancelled ? SPATE_JOB_CANCELED
+                                              : SPATE_JOB_FINISHED,
+                                  memory_order_release);
             return rc;
+        }
+        int st = SPATE_JOB_RUNNING;
+        atomic_compare_exchange_strong(&job->status, &st, SPATE_JOB_RESTARTING);
         job->restarts++;
         SP_LOG_WARN("job '%s' failed: %s; restarting from its newest checkpoint in %" PRId64
                     " ms (restart %" PRId64 " of %" PRId64 ", restart-strategy.fixed-delay)",
@@ -549,6 +578,8 @@ int spate_job_run(struct spate_job *job, const struct spate_config *cfg, struct 
                     attempts);
         struct timespec d = {.tv_sec = delay_ms / 1000, .tv_nsec = (delay_ms % 1000) * 1000000};
         nanosleep(&d, NULL);
+        st = SPATE_JOB_RESTARTING;
+        atomic_compare_exchange_strong(&job->status, &st, SPATE_JOB_RUNNING);
     }
 }
 

@@ -15,9 +15,11 @@
 #ifndef SP_OPERATORS_JOB_INT_H
 #define SP_OPERATORS_JOB_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "core/batch.h"
+#include "core/hist.h"
 #include "core/record.h"
 #include "shards/runtime.h"
 #include "shards/shard.h"
@@ -47,6 +49,76 @@ enum node_kind {
     NODE_SOURCE_EXT, /* files, Kafka: see operators/source_op.h */
     NODE_SINK_EXT,   /* files, Kafka: see operators/sink_op.h */
 };
+
+/* ---- live metrics (job_live.c) ------------------------------------------------
+ * What the REST API and /metrics read while a job runs. Each (shard,
+ * operator) block is written only by its shard, with relaxed load + store
+ * (no read-modify-write); any thread reads it with relaxed loads and sees
+ * current or slightly stale values, never torn ones. The checkpoint fields
+ * are written only by the coordinator (shard 0) the same way. The blocks
+ * live as long as the job (they survive restarts, so counters never go
+ * back), sized at the first run. */
+
+#define LIVE_CHECKPOINTS_MAX 32 /* recent checkpoints kept for the REST API */
+#define LIVE_LATENCY_SAMPLE  16 /* a sink samples one record in this many */
+
+struct op_live {
+    _Atomic uint64_t records_in;
+    _Atomic uint64_t records_out;
+    _Atomic int64_t watermark_ms; /* SPATE_WATERMARK_MIN: none yet */
+};
+
+struct shard_live {
+    _Alignas(64) _Atomic uint64_t state_bytes; /* keyed state, at the last checkpoint cut */
+    _Atomic uint64_t sink_records;             /* records that reached a sink */
+    struct sp_hist *latency_ms;                /* event time to sink, ms, sampled */
+};
+
+struct ckpt_live {
+    _Atomic uint64_t id;
+    _Atomic int64_t trigger_ms; /* wall clock */
+    _Atomic uint64_t duration_ns;
+    _Atomic uint64_t state_bytes;
+    _Atomic uint64_t channel_state_bytes;
+    _Atomic uint64_t alignment_ns;
+    _Atomic uint32_t savepoint;
+};
+
+struct job_live {
+    uint32_t n_shards;
+    uint32_t n_nodes;
+    struct shard_live *shards; /* [n_shards] */
+    struct op_live *ops;       /* [n_shards * n_nodes], shard-major */
+    /* Checkpoints (shard 0 writes). */
+    _Atomic uint64_t ck_completed;
+    _Atomic uint64_t ck_failed;
+    _Atomic uint64_t ck_in_progress_id; /* 0: none */
+    _Atomic uint64_t ck_restored_id;
+    _Atomic uint64_t ck_history_count; /* ever completed into the ring below */
+    struct ckpt_live ck_history[LIVE_CHECKPOINTS_MAX];
+};
+
+/* Relaxed add by the only writer. */
+#define LIVE_ADD(field, v)                                                                         \
+    atomic_store_explicit(&(field), atomic_load_explicit(&(field), memory_order_relaxed) + (v),    \
+                          memory_order_relaxed)
+#define LIVE_SET(field, v) atomic_store_explicit(&(field), (v), memory_order_relaxed)
+#define LIVE_GET(field)    atomic_load_explicit(&(field), memory_order_relaxed)
+
+/* Main thread, before a run: allocates job->live for n shards (or keeps the
+ * one sized for them). Returns 0 or -ENOMEM. */
+int sp_job_live_prepare(struct spate_job *job, uint32_t n);
+void sp_job_live_free(struct job_live *l);
+/* The (shard, node) block. */
+struct op_live *sp_job_live_op(struct job_live *l, uint32_t shard, uint32_t node);
+/* Fills job->id (create). */
+void sp_job_make_id(struct spate_job *job);
+/* Coordinator: a completed checkpoint. */
+void sp_job_live_checkpoint(struct job_live *l, uint64_t id, int64_t trigger_ms,
+                            uint64_t duration_ns, uint64_t state_bytes,
+                            uint64_t channel_state_bytes, uint64_t alignment_ns, bool savepoint);
+/* Main thread: publishes (rt) or withdraws (NULL) the running runtime. */
+void sp_job_live_publish(struct spate_job *job, struct sp_runtime *rt);
 
 struct sp_sink_vtable;
 
@@ -152,6 +224,24 @@ struct spate_job {
     uint32_t restarts;    /* restarts done (restart-strategy.*) */
     char savepoint_dir[4096];
     bool savepoint_stop;
+    /* Operating the job (job_live.c). id and name never change. status,
+     * times and cancel_requested are atomics any thread reads; view_lock
+     * guards view_rt (the running runtime, published by the main thread
+     * between create and destroy) so that a reader never sees a freed one,
+     * and is never taken by a shard. */
+    char id[33];
+    _Atomic int status; /* enum spate_job_status */
+    _Atomic int64_t start_ms;
+    _Atomic int64_t end_ms;
+    _Atomic bool cancel_requested;
+    pthread_mutex_t view_lock;
+    struct sp_runtime *view_rt;
+    struct job_live *live;
+    struct {
+        void (*fn)(void *arg);
+        void *arg;
+    } deferred[SPATE_JOB_DEFERRED_MAX];
+    uint32_t n_deferred;
 };
 
 enum { SAVEPOINT_DONE = 2, SAVEPOINT_FILLING = 3, SAVEPOINT_REQUESTED = 4, SAVEPOINT_RUNNING = 1 };

@@ -18,6 +18,11 @@ PACKAGES=(
   libjansson-dev                       # JSON lines records
   libcsv-dev                           # CSV records
   libgtest-dev                         # googletest suites
+  libmicrohttpd-dev                    # REST API server (net/rest.c)
+  libcurl4-openssl-dev                 # REST client of the spate CLI
+  curl                                 # REST tests
+  prometheus                           # promtool: /metrics checked in tests
+  tmux                                 # spate top checked in an 80x24 terminal
 )
 
 missing=()

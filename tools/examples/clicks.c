@@ -13,7 +13,14 @@
  *   .process(new CountPerWindow()) with getSideOutput(late).
  *
  * Run: build/release/tools/spate-example-clicks [-D key=value ...]
+ *  or: spate run clicks [-D key=value ...]
+ *
+ * The graph is built by spate_example_clicks(), shaped as the entry point
+ * of a job shared object (spate_job_main in spate/job.h); the `spate` CLI
+ * links it as the built-in job "clicks", and main() below (left out with
+ * SPATE_EXAMPLE_NO_MAIN) runs it as a program of its own.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,9 +28,10 @@
 #include "spate/config.h"
 #include "spate/job.h"
 #include "spate/schema.h"
+#include "tools/examples/examples.h"
 
 struct click {
-    int64_t ts;   /* event time, ms */
+    int64_t ts; /* event time, ms */
     int64_t user;
     int32_t page; /* pages 0..99; 0..29 are product pages */
 };
@@ -89,6 +97,61 @@ static int window_fired(struct spate_ctx *c, int64_t time_ms, enum spate_time_do
     return spate_emit(c, &out);
 }
 
+/* What the graph needs for as long as the job lives (freed by destroy). */
+struct clicks_job {
+    struct spate_schema *click_schema;
+    struct spate_schema *count_schema;
+    struct counter counter;
+};
+
+static void clicks_job_free(void *arg)
+{
+    struct clicks_job *cj = arg;
+    spate_schema_destroy(cj->click_schema);
+    spate_schema_destroy(cj->count_schema);
+    free(cj);
+}
+
+int spate_example_clicks(struct spate_job *job, int argc, char **argv)
+{
+    if (argc > 1) {
+        fprintf(stderr, "clicks: takes no arguments (got '%s')\n", argv[1]);
+        return -EINVAL;
+    }
+    struct clicks_job *cj = calloc(1, sizeof(*cj));
+    if (!cj || spate_job_defer(job, clicks_job_free, cj) < 0) {
+        free(cj);
+        return -ENOMEM;
+    }
+    spate_schema_create("click", sizeof(struct click), &cj->click_schema);
+    struct spate_schema *click_schema = cj->click_schema;
+    SPATE_SCHEMA_FIELD(click_schema, struct click, ts, SPATE_TYPE_TIMESTAMP_MS);
+    SPATE_SCHEMA_FIELD(click_schema, struct click, user, SPATE_TYPE_I64);
+    SPATE_SCHEMA_FIELD(click_schema, struct click, page, SPATE_TYPE_I32);
+    spate_schema_create("user_window_count", sizeof(struct user_window_count), &cj->count_schema);
+    struct spate_schema *count_schema = cj->count_schema;
+    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, user, SPATE_TYPE_I64);
+    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, window_start,
+                       SPATE_TYPE_TIMESTAMP_MS);
+    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, clicks, SPATE_TYPE_I64);
+
+    struct spate_generator_opts gen = {
+        .count = 100000, .seed = 7, .timestamp_field = "ts", .out_of_orderness_ms = 200};
+    struct spate_stream *clicks =
+        spate_source_generator(job, "clicks", click_schema, gen_click, NULL, &gen);
+    struct spate_stream *products = spate_filter(job, "product-pages", clicks, product_page, NULL);
+    struct spate_stream *by_user = spate_key_by_field(job, products, "user");
+    struct spate_process_fns fns = {count_click, window_fired};
+    struct spate_stream *counts =
+        spate_process(job, "count-per-window", by_user, count_schema, &fns, &cj->counter);
+    cj->counter.counts = spate_map_state(counts, "counts", sizeof(int64_t), sizeof(int64_t), 0);
+    struct spate_stream *late = spate_side_output(job, counts, "late-clicks", click_schema);
+    spate_sink_stdout(job, "print", counts);
+    spate_sink_stdout(job, "print-late", late);
+    return 0; /* builder errors are remembered by the job; spate_job_run reports them */
+}
+
+#ifndef SPATE_EXAMPLE_NO_MAIN
 int main(int argc, char **argv)
 {
     struct spate_config *cfg;
@@ -105,41 +168,17 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-
-    struct spate_schema *click_schema, *count_schema;
-    spate_schema_create("click", sizeof(struct click), &click_schema);
-    SPATE_SCHEMA_FIELD(click_schema, struct click, ts, SPATE_TYPE_TIMESTAMP_MS);
-    SPATE_SCHEMA_FIELD(click_schema, struct click, user, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(click_schema, struct click, page, SPATE_TYPE_I32);
-    spate_schema_create("user_window_count", sizeof(struct user_window_count), &count_schema);
-    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, user, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, window_start,
-                       SPATE_TYPE_TIMESTAMP_MS);
-    SPATE_SCHEMA_FIELD(count_schema, struct user_window_count, clicks, SPATE_TYPE_I64);
-
     struct spate_job *job;
     spate_job_create("clicks", &job);
-    struct spate_generator_opts gen = {
-        .count = 100000, .seed = 7, .timestamp_field = "ts", .out_of_orderness_ms = 200};
-    struct spate_stream *clicks =
-        spate_source_generator(job, "clicks", click_schema, gen_click, NULL, &gen);
-    struct spate_stream *products = spate_filter(job, "product-pages", clicks, product_page, NULL);
-    struct spate_stream *by_user = spate_key_by_field(job, products, "user");
-    struct counter counter;
-    struct spate_process_fns fns = {count_click, window_fired};
-    struct spate_stream *counts =
-        spate_process(job, "count-per-window", by_user, count_schema, &fns, &counter);
-    counter.counts = spate_map_state(counts, "counts", sizeof(int64_t), sizeof(int64_t), 0);
-    struct spate_stream *late = spate_side_output(job, counts, "late-clicks", click_schema);
-    spate_sink_stdout(job, "print", counts);
-    spate_sink_stdout(job, "print-late", late);
-
-    int rc = spate_job_run(job, cfg, &err);
-    if (rc < 0)
-        fprintf(stderr, "spate-example-clicks: error: %s\n", err.message);
+    char *job_argv[] = {"clicks", NULL};
+    int rc = spate_example_clicks(job, 1, job_argv);
+    if (rc == 0) {
+        rc = spate_job_run(job, cfg, &err);
+        if (rc < 0)
+            fprintf(stderr, "spate-example-clicks: error: %s\n", err.message);
+    }
     spate_job_destroy(job);
-    spate_schema_destroy(click_schema);
-    spate_schema_destroy(count_schema);
     spate_config_destroy(cfg);
     return rc < 0 ? 1 : 0;
 }
+#endif

@@ -22,7 +22,14 @@
  * -D execution.checkpointing.dir=DIR; run it again with the same directory
  * after a crash and it resumes from the newest complete checkpoint.
  * Exit status: 0 done, 1 the job failed, 2 bad usage.
+ *
+ * The same job runs as `spate run keyed-sequence [-D ...] -- --out DIR ...`:
+ * spate_example_keyed_sequence() builds the graph from the job's own
+ * arguments (an entry point shaped as spate_job_main, spate/job.h), and
+ * main() (left out with SPATE_EXAMPLE_NO_MAIN) takes the -D options out
+ * and hands it the rest.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -33,6 +40,7 @@
 #include "spate/config.h"
 #include "spate/file.h"
 #include "spate/job.h"
+#include "tools/examples/examples.h"
 
 struct seq_rec {
     int64_t key;
@@ -109,16 +117,31 @@ static void usage(FILE *f)
                "[--seed S] [--rate EVENTS_PER_S] [--check-spin-ns N] [-D key=value ...]\n");
 }
 
-int main(int argc, char **argv)
+/* What the graph needs for as long as the job lives (freed by destroy). */
+struct seq_job {
+    struct job_args a;
+    struct spate_schema *schema;
+};
+
+static void seq_job_free(void *arg)
+{
+    struct seq_job *sj = arg;
+    spate_schema_destroy(sj->schema);
+    free(sj);
+}
+
+int spate_example_keyed_sequence(struct spate_job *job, int argc, char **argv)
 {
     const char *out_dir = NULL;
     uint64_t events = 100000, seed = 1;
     double rate = 0;
-    struct job_args a = {.keys = 100};
-    struct spate_config *cfg = NULL;
-    struct spate_error err = {0};
-    if (spate_config_create(&cfg) < 0)
-        return 1;
+    struct seq_job *sj = calloc(1, sizeof(*sj));
+    if (!sj || spate_job_defer(job, seq_job_free, sj) < 0) {
+        free(sj);
+        return -ENOMEM;
+    }
+    struct job_args *a = &sj->a;
+    a->keys = 100;
     static const struct option opts[] = {
         {"out", required_argument, NULL, 'o'},
         {"events", required_argument, NULL, 'n'},
@@ -130,7 +153,8 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     int ch;
-    while ((ch = getopt_long(argc, argv, "D:h", opts, NULL)) != -1) {
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (ch) {
         case 'o':
             out_dir = optarg;
@@ -139,7 +163,7 @@ int main(int argc, char **argv)
             events = strtoull(optarg, NULL, 10);
             break;
         case 'k':
-            a.keys = strtoull(optarg, NULL, 10);
+            a->keys = strtoull(optarg, NULL, 10);
             break;
         case 's':
             seed = strtoull(optarg, NULL, 10);
@@ -148,56 +172,92 @@ int main(int argc, char **argv)
             rate = strtod(optarg, NULL);
             break;
         case 'c':
-            a.check_spin_ns = strtoull(optarg, NULL, 10);
-            break;
-        case 'D':
-            if (spate_config_set_kv(cfg, optarg, &err) < 0) {
-                fprintf(stderr, "spate-example-keyed-sequence: %s\n", err.message);
-                spate_config_destroy(cfg);
-                return 2;
-            }
+            a->check_spin_ns = strtoull(optarg, NULL, 10);
             break;
         case 'h':
             usage(stdout);
-            spate_config_destroy(cfg);
-            return 0;
+            return 1;
         default:
             usage(stderr);
-            spate_config_destroy(cfg);
-            return 2;
+            return -EINVAL;
         }
     }
-    if (!out_dir || events == 0 || a.keys == 0) {
+    if (optind < argc || !out_dir || events == 0 || a->keys == 0) {
         usage(stderr);
-        spate_config_destroy(cfg);
-        return 2;
+        return -EINVAL;
     }
-    struct spate_schema *schema = NULL;
-    struct spate_job *job = NULL;
-    int rc = spate_schema_create("seq", sizeof(struct seq_rec), &schema);
+    int rc = spate_schema_create("seq", sizeof(struct seq_rec), &sj->schema);
+    struct spate_schema *schema = sj->schema;
     if (rc == 0)
         rc = SPATE_SCHEMA_FIELD(schema, struct seq_rec, key, SPATE_TYPE_I64);
     if (rc == 0)
         rc = SPATE_SCHEMA_FIELD(schema, struct seq_rec, seq, SPATE_TYPE_I64);
+    if (rc < 0)
+        return rc;
+    struct spate_generator_opts g = {.count = events, .seed = seed, .rate_per_s = rate};
+    struct spate_stream *src = spate_source_generator(job, "events", schema, generate, a, &g);
+    struct spate_process_fns num_fns = {number, NULL}, check_fns = {check, NULL};
+    struct spate_stream *numbered =
+        spate_process(job, "number", spate_key_by_field(job, src, "key"), schema, &num_fns, a);
+    a->seq_state = spate_value_state(numbered, "seq", sizeof(int64_t), 0);
+    struct spate_stream *checked = spate_process(
+        job, "check", spate_key_by_field(job, numbered, "key"), schema, &check_fns, a);
+    a->check_state = spate_value_state(checked, "last", sizeof(int64_t), 0);
+    spate_sink_file(job, "out", checked, out_dir, SPATE_FORMAT_JSON_LINES, 0);
+    return 0; /* builder errors are remembered by the job; spate_job_run reports them */
+}
+
+#ifndef SPATE_EXAMPLE_NO_MAIN
+int main(int argc, char **argv)
+{
+    struct spate_config *cfg = NULL;
+    struct spate_error err = {0};
+    if (spate_config_create(&cfg) < 0)
+        return 1;
+    /* -D key=value (or -Dkey=value) is the runner's; the rest is the job's. */
+    char **job_argv = calloc((size_t)argc + 1, sizeof(char *));
+    int job_argc = 0;
+    if (!job_argv)
+        return 1;
+    job_argv[job_argc++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        const char *kv = NULL;
+        if (strcmp(argv[i], "-D") == 0) {
+            if (i + 1 == argc) {
+                usage(stderr);
+                return 2;
+            }
+            kv = argv[++i];
+        } else if (strncmp(argv[i], "-D", 2) == 0) {
+            kv = argv[i] + 2;
+        }
+        if (!kv) {
+            job_argv[job_argc++] = argv[i];
+        } else if (spate_config_set_kv(cfg, kv, &err) < 0) {
+            fprintf(stderr, "spate-example-keyed-sequence: %s\n", err.message);
+            spate_config_destroy(cfg);
+            free(job_argv);
+            return 2;
+        }
+    }
+    struct spate_job *job = NULL;
+    int rc = spate_job_create("keyed-sequence", &job);
     if (rc == 0)
-        rc = spate_job_create("keyed-sequence", &job);
+        rc = spate_example_keyed_sequence(job, job_argc, job_argv);
+    if (rc > 0 || rc == -EINVAL) {
+        spate_job_destroy(job);
+        spate_config_destroy(cfg);
+        free(job_argv);
+        return rc > 0 ? 0 : 2;
+    }
     if (rc == 0) {
-        struct spate_generator_opts g = {.count = events, .seed = seed, .rate_per_s = rate};
-        struct spate_stream *src = spate_source_generator(job, "events", schema, generate, &a, &g);
-        struct spate_process_fns num_fns = {number, NULL}, check_fns = {check, NULL};
-        struct spate_stream *numbered =
-            spate_process(job, "number", spate_key_by_field(job, src, "key"), schema, &num_fns, &a);
-        a.seq_state = spate_value_state(numbered, "seq", sizeof(int64_t), 0);
-        struct spate_stream *checked = spate_process(
-            job, "check", spate_key_by_field(job, numbered, "key"), schema, &check_fns, &a);
-        a.check_state = spate_value_state(checked, "last", sizeof(int64_t), 0);
-        spate_sink_file(job, "out", checked, out_dir, SPATE_FORMAT_JSON_LINES, 0);
         rc = spate_job_run(job, cfg, &err);
         if (rc < 0)
             fprintf(stderr, "spate-example-keyed-sequence: %s\n", err.message);
     }
     spate_job_destroy(job);
-    spate_schema_destroy(schema);
     spate_config_destroy(cfg);
+    free(job_argv);
     return rc < 0 ? 1 : 0;
 }
+#endif

@@ -322,6 +322,75 @@ struct spate_checkpoint_stats {
  * none). Returns 0, or -EINVAL for a job that has not run. */
 int spate_job_checkpoint_stats(const struct spate_job *job, struct spate_checkpoint_stats *out);
 
+/* ---- operating a job (REST API, CLI; any thread) ---------------------------- */
+
+/* A job's life, as Flink names it. RESTARTING: between a failed run and the
+ * next attempt (restart-strategy.*). */
+enum spate_job_status {
+    SPATE_JOB_CREATED = 0,
+    SPATE_JOB_RUNNING,
+    SPATE_JOB_RESTARTING,
+    SPATE_JOB_CANCELLING,
+    SPATE_JOB_FINISHED,
+    SPATE_JOB_FAILED,
+    SPATE_JOB_CANCELED,
+};
+
+/* Flink's name of a status ("RUNNING", ...). Static storage. */
+const char *spate_job_status_name(enum spate_job_status status);
+
+/* @shard any. The job's status now. */
+enum spate_job_status spate_job_status(const struct spate_job *job);
+
+/* The job's id: 32 lower-case hex digits, random, fixed at create (Flink's
+ * JobID). Valid until spate_job_destroy. */
+const char *spate_job_id(const struct spate_job *job);
+const char *spate_job_name(const struct spate_job *job);
+
+/* @shard any. Wall-clock start and end of the job's run in ms since the
+ * epoch (0: not yet). */
+int64_t spate_job_start_time_ms(const struct spate_job *job);
+int64_t spate_job_end_time_ms(const struct spate_job *job);
+
+/*
+ * @shard any. Cancels a job (Flink's cancel): its sources stop at once and
+ * the records in flight drain (what SIGTERM does), without a savepoint;
+ * spate_job_run then returns 0 and the status is CANCELED. A job that has
+ * not started is cancelled when it starts. Returns 0, or -EINVAL when the
+ * job has already ended.
+ */
+int spate_job_cancel(struct spate_job *job);
+
+/*
+ * Registers fn(arg) to run when the job is destroyed (after every operator
+ * is freed), newest first: how a job built by a shared object's entry point
+ * frees its schemas and arguments. At most SPATE_JOB_DEFERRED_MAX. Returns
+ * 0, -EINVAL or -SPATE_ELIMIT.
+ */
+#define SPATE_JOB_DEFERRED_MAX 32
+int spate_job_defer(struct spate_job *job, void (*fn)(void *arg), void *arg);
+
+/* ---- jobs in shared objects (spate run ./my_job.so) ------------------------ */
+
+/*
+ * The entry point a job shared object exports, under the name
+ * SPATE_JOB_ENTRY_POINT ("spate_job_main"):
+ *
+ *   int spate_job_main(struct spate_job *job, int argc, char **argv);
+ *
+ * `spate run` creates the job (named after the file, or --name), loads the
+ * configuration (--config, -D) and calls the entry point on the main thread
+ * with the job's own arguments (those after `--`; argv[0] is the job's
+ * name). The entry point builds the graph into `job` and returns 0, or a
+ * negative code (with a message on stderr) to refuse; it must not call
+ * spate_job_run. Memory the graph needs (schemas, arguments) stays the
+ * entry point's: free it with spate_job_defer. Build it with
+ *   cc -shared -fPIC $(pkg-config --cflags --libs spate) my_job.c -o my_job.so
+ * and run it with `spate run ./my_job.so`.
+ */
+#define SPATE_JOB_ENTRY_POINT "spate_job_main"
+typedef int (*spate_job_main_fn)(struct spate_job *job, int argc, char **argv);
+
 #ifdef __cplusplus
 }
 #endif

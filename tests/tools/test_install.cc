@@ -1,0 +1,102 @@
+// Install and write your own job: `cmake --install` into a temporary
+// DESTDIR, a user's job (tests/tools/data/my_job.c) built against the
+// installed headers and libspate.so twice (cc + pkg-config, and CMake's
+// find_package), each run with the installed `spate run ./my_job.so`; its
+// output checked record by record.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <sys/wait.h>
+
+#include "tests/common/temp_dir.h"
+
+namespace
+{
+
+struct Out {
+    int exit_code;
+    std::string output;
+};
+
+Out sh(const std::string &cmd)
+{
+    Out r{-1, ""};
+    FILE *p = popen(("(" + cmd + ") 2>&1").c_str(), "r");
+    if (!p)
+        return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
+        r.output.append(buf, n);
+    int st = pclose(p);
+    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
+}
+
+// The job's stdout: per key 0..2, counts 1..n/3 exactly once each.
+void expect_counts(const std::string &out, int events)
+{
+    std::map<int, std::set<int>> seen;
+    int lines = 0;
+    size_t at = 0;
+    while ((at = out.find("{\"key\":", at)) != std::string::npos) {
+        int key = -1, count = -1;
+        ASSERT_EQ(2, std::sscanf(out.c_str() + at, "{\"key\":%d,\"count\":%d}", &key, &count))
+            << out.substr(at, 40);
+        EXPECT_TRUE(seen[key].insert(count).second) << "duplicate " << key << "/" << count;
+        lines++;
+        at++;
+    }
+    EXPECT_EQ(events, lines) << out;
+    for (int k = 0; k < 3; k++) {
+        ASSERT_EQ((size_t)(events / 3), seen[k].size()) << out;
+        EXPECT_EQ(1, *seen[k].begin());
+        EXPECT_EQ(events / 3, *seen[k].rbegin());
+    }
+}
+
+TEST(Install, UserJobWithPkgConfigAndFindPackage)
+{
+    TempDir t;
+    std::string stage = t.path() + "/stage", prefix = "/opt/spate-test";
+    Out r = sh("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix);
+    ASSERT_EQ(0, r.exit_code) << r.output;
+    std::string root = stage + prefix;
+    for (const char *f : {"/bin/spate", "/include/spate/job.h", "/include/spate/rest.h",
+                          "/lib/pkgconfig/spate.pc", "/lib/cmake/spate/spateConfig.cmake",
+                          "/lib/cmake/spate/spateConfigVersion.cmake", "/share/man/man1/spate.1"})
+        EXPECT_TRUE(std::filesystem::exists(root + f)) << f;
+    ASSERT_TRUE(std::filesystem::exists(root + "/lib/libspate.so")) << r.output;
+    // Nothing outside DESTDIR.
+    EXPECT_FALSE(std::filesystem::exists(prefix));
+
+    // 1. cc + pkg-config (spate.pc finds its prefix from its own place).
+    std::string src = std::string(SPATE_SOURCE_DIR) + "/tests/tools/data";
+    std::string env = "PKG_CONFIG_PATH='" + root + "/lib/pkgconfig' ";
+    r = sh(env + "cc -shared -fPIC -Wall -Werror $(" + env + "pkg-config --cflags --libs spate) '" +
+           src + "/my_job.c' -o '" + t.path() + "/my_job.so'");
+    ASSERT_EQ(0, r.exit_code) << r.output;
+    std::string run = root + "/bin/spate run -D rest.port=0 -D shards.count=2 -D shards.pin=false ";
+    r = sh("cd '" + t.path() + "' && " + run + "./my_job.so -- 300 2>/dev/null");
+    EXPECT_EQ(0, r.exit_code) << r.output;
+    expect_counts(r.output, 300);
+
+    // 2. find_package(spate) with CMAKE_PREFIX_PATH into DESTDIR.
+    r = sh("cmake -S '" + src + "' -B '" + t.path() + "/b' -DCMAKE_PREFIX_PATH='" + root +
+           "' >/dev/null && cmake --build '" + t.path() + "/b' >/dev/null");
+    ASSERT_EQ(0, r.exit_code) << r.output;
+    r = sh(run + "'" + t.path() + "/b/libmy_job.so' -- 30 2>/dev/null");
+    EXPECT_EQ(0, r.exit_code) << r.output;
+    expect_counts(r.output, 30);
+
+    // The job's name comes from the file: libmy_job.so -> my_job.
+    r = sh(run + "'" + t.path() + "/b/libmy_job.so' -- 3 >/dev/null; " + root +
+           "/bin/spate --version");
+    EXPECT_NE(std::string::npos, r.output.find("spate 0.1.0")) << r.output;
+}
+
+} // namespace
