@@ -18,6 +18,7 @@ PACKAGES=(
   libjansson-dev                       # JSON lines records
   libcsv-dev                           # CSV records
   libgtest-dev                         # googletest suites
+  kcat                                 # Kafka tests: produce to and consume from the embedded broker
 )
 
 missing=()
