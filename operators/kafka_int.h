@@ -84,4 +84,24 @@ int sp_kafka_conf_build(const struct sp_kafka_cfg *cfg, rd_kafka_conf_t **out,
 int sp_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
                       struct spate_error *err);
 
+/* The Kafka sink's transaction protocol, as it happens (tests assert its
+ * order). Shard and slot name the transactional producer; records counts
+ * the transaction's records (0 for INIT and BEGIN). */
+enum sp_kafka_txn_op {
+    SP_KAFKA_TXN_INIT = 1,   /* init_transactions: earlier runs' leftovers aborted */
+    SP_KAFKA_TXN_BEGIN,      /* the first record after a checkpoint */
+    SP_KAFKA_TXN_PRE_COMMIT, /* flushed at checkpoint_id's barrier */
+    SP_KAFKA_TXN_COMMIT,     /* checkpoint_id completed */
+    SP_KAFKA_TXN_ABORT,      /* checkpoint_id never completed (0: never pre-committed) */
+};
+struct sp_kafka_txn_event {
+    enum sp_kafka_txn_op op;
+    uint32_t shard, slot;
+    uint64_t checkpoint_id;
+    uint64_t records;
+};
+/* Calls fn for each event, from shard threads and the main thread (fn
+ * synchronises itself). NULL turns it off. Set it while no job runs. */
+void sp_kafka_sink_set_trace(void (*fn)(const struct sp_kafka_txn_event *ev, void *arg), void *arg);
+
 #endif

@@ -147,7 +147,7 @@ int sp_kafka_cfg_parse(const char *const *options, bool sink, const struct spate
     c->startup = SP_KAFKA_STARTUP_GROUP; /* Flink's default */
     c->delivery = SP_KAFKA_DELIVERY_AT_LEAST_ONCE;
     c->txn_pool_size = 4;
-    c->txn_timeout_ms = 60000; /* librdkafka's default transaction.timeout.ms */
+    c->txn_timeout_ms = 900000; /* Kafka brokers' default transaction.max.timeout.ms */
     c->meta_timestamp = c->meta_partition = c->meta_offset = c->raw_field = c->key_field = -1;
     bool startup_set = false;
     if (!options)

@@ -10,6 +10,7 @@
 
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -91,6 +92,7 @@ inline std::vector<Consumed> consume_all(const std::string &bootstrap, const std
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap.c_str(), errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "enable.partition.eof", "true", errstr, sizeof(errstr));
+    rd_kafka_conf_set(conf, "group.id", "spate-test-reader", errstr, sizeof(errstr));
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
     EXPECT_NE(nullptr, rk) << errstr;
     if (!rk)
@@ -101,8 +103,13 @@ inline std::vector<Consumed> consume_all(const std::string &bootstrap, const std
         rd_kafka_topic_partition_list_add(l, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_assign(rk, l);
     rd_kafka_topic_partition_list_destroy(l);
-    int eofs = 0;
+    int eofs = 0, errors = 0;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
     for (int idle = 0; eofs < partitions && idle < 200;) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            ADD_FAILURE() << "consume_all: still reading after 30 s";
+            break;
+        }
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 50);
         if (!m) {
             idle++;
@@ -110,6 +117,8 @@ inline std::vector<Consumed> consume_all(const std::string &bootstrap, const std
         }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             eofs++;
+        else if (m->err && errors++ < 5)
+            ADD_FAILURE() << "consumer: " << rd_kafka_message_errstr(m);
         else if (!m->err)
             out.push_back({m->partition, m->offset, std::string((const char *)m->payload, m->len),
                            m->key ? std::string((const char *)m->key, m->key_len) : ""});
