@@ -431,6 +431,41 @@ TEST(KafkaSinkExactlyOnce, SurvivesBrokerFaults)
         ASSERT_EQ(1, kv.second) << "id " << kv.first;
 }
 
+// A produce error that librdkafka does not retry (authorization) makes the
+// open transaction abortable and fails the job; the restart aborts that
+// transaction, restores the newest checkpoint and the committed
+// transactions still hold every record exactly once.
+TEST(KafkaSinkExactlyOnce, AnAbortableProduceErrorAbortsAndTheRestartLosesNothing)
+{
+    Broker b;
+    b.topic("ea", 2);
+    Trace t;
+    Options o = eos_options(b, "ea");
+    RunOpts ro;
+    ro.count = 20000;
+    ro.rate_per_s = 40000;
+    ro.checkpoint_interval = "30ms";
+    std::thread faults([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(250));
+        rd_kafka_mock_push_request_errors(b.cluster(), 0 /* Produce */, 1,
+                                          RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    });
+    spate_checkpoint_stats stats{};
+    run_to_kafka(o, ro, nullptr, &stats);
+    faults.join();
+    EXPECT_GT(stats.restored_id, 0u) << "the job did not fail and restore";
+    uint64_t aborted;
+    uint32_t inits;
+    uint64_t committed = check_protocol(t.events, &aborted, &inits);
+    EXPECT_EQ(20000u, committed) << "records in committed transactions";
+    size_t aborts = 0;
+    for (auto &e : t.events)
+        aborts += e.op == SP_KAFKA_TXN_ABORT;
+    EXPECT_GE(aborts, 1u) << "the failed transaction was not aborted";
+    auto ids = ids_in(consume_all(b.bootstrap(), "ea", 2), false);
+    EXPECT_EQ(20000u, ids.size());
+}
+
 TEST(KafkaSink, AtLeastOnceFlushesAtCheckpointsAndEnd)
 {
     Broker b;
