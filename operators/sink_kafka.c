@@ -182,6 +182,17 @@ static int kafka_sink_recover(const void *cfg_arg, uint64_t id, struct spate_err
         }
     }
     pthread_mutex_unlock(&handed_mu);
+    /* In checkpoint order, as the shards would have committed them. */
+    struct handed *sorted = NULL;
+    while (mine) {
+        struct handed *h = mine, **at = &sorted;
+        mine = h->next;
+        while (*at && (*at)->checkpoint_id <= h->checkpoint_id)
+            at = &(*at)->next;
+        h->next = *at;
+        *at = h;
+    }
+    mine = sorted;
     int rc = 0;
     while (mine) {
         struct handed *h = mine;

@@ -11,6 +11,9 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <thread>
 #include <string>
 #include <vector>
 
