@@ -95,13 +95,15 @@ TEST(KafkaBroker, KcatProducesAndConsumes)
     {
         std::ofstream f(in);
         for (int i = 0; i < 300; i++)
-            f << "record-" << i << "\n";
+            f << "k" << i << ":record-" << i << "\n";
     }
-    Result p = run("kcat -b " + b.bootstrap + " -P -t events -l " + in);
+    // Keyed (-K:), so that librdkafka's partitioner spreads the records
+    // by key hash (without keys it sticks to one partition for a while).
+    Result p = run("kcat -b " + b.bootstrap + " -P -t events -K: -l " + in);
     ASSERT_EQ(p.exit_code, 0) << p.output;
 
-    // Three partitions, all used (kcat's default partitioner is random
-    // without keys), and every record back exactly once.
+    // Three partitions, more than one used, and every record back exactly
+    // once.
     Result meta = run("kcat -b " + b.bootstrap + " -L -t events");
     ASSERT_EQ(meta.exit_code, 0) << meta.output;
     EXPECT_NE(meta.output.find("3 partitions"), std::string::npos) << meta.output;
