@@ -1971,6 +1971,13 @@ int sp_job_execute(struct spate_job *job, const struct spate_config *cfg, struct
         goto out;
     if ((rc = sp_ckpt_opts(job, cfg, &x->ck, err)) < 0)
         goto out;
+    for (uint32_t i = 0; i < job->n_nodes; i++) {
+        const struct node *n = job->nodes[i];
+        if (n->kind == NODE_SINK_EXT && n->sink_vt->check &&
+            (rc = n->sink_vt->check(n->cfg, x->ck.enabled ? x->ck.interval_ms : 0, x->ck.timeout_ms,
+                                    err)) < 0)
+            goto out;
+    }
     if (x->ck.enabled) {
         rc = sp_ckpt_prepare(x, err);
         if (rc < 0)

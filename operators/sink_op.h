@@ -27,6 +27,12 @@
  *                     shard, and abort (delete) every other one.
  * A transaction of an aborted checkpoint is committed with the next
  * completed one: its records are before that checkpoint's cut too.
+ *
+ * check(cfg, interval_ms, timeout_ms, err) (optional) runs on the main
+ * thread when the job starts, before recover and before any shard: the
+ * sink refuses, with a message in err naming the keys, a checkpoint
+ * configuration it cannot honour (interval_ms is 0 without checkpoints;
+ * timeout_ms is execution.checkpointing.timeout).
  */
 #ifndef SP_OPERATORS_SINK_OP_H
 #define SP_OPERATORS_SINK_OP_H
@@ -49,6 +55,7 @@ struct sp_sink_vtable {
     int (*pre_commit)(struct sp_sink_shard *k, uint64_t checkpoint_id);
     int (*commit)(struct sp_sink_shard *k, uint64_t checkpoint_id);
     int (*recover)(const void *cfg, uint64_t checkpoint_id, struct spate_error *err);
+    int (*check)(const void *cfg, int64_t interval_ms, int64_t timeout_ms, struct spate_error *err);
 };
 
 /* Adds a sink node reading `in` (job.c); cfg is copied. 0 or the job's error. */

@@ -23,6 +23,7 @@ PACKAGES=(
   curl                                 # REST tests
   prometheus                           # promtool: /metrics checked in tests
   tmux                                 # spate top checked in an 80x24 terminal
+  kcat                                 # Kafka tests: produce to and consume from the embedded broker
 )
 
 missing=()

@@ -45,7 +45,7 @@ using namespace spate_recovery;
 namespace fs = std::filesystem;
 
 constexpr int kShards = 2;
-constexpr uint64_t kEvents = 200000, kKeys = 100, kRate = 50000; // about 4 s a run
+constexpr uint64_t kEvents = 300000, kKeys = 100, kRate = 50000; // about 6 s a run
 constexpr int kRunTimeoutMs = 60000;                             // only reached when a run hangs
 const char kJobName[] = "keyed-sequence";
 
