@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # tools/run.sh - the README's first command: installs what is missing, builds
-# the release configuration and runs the main job. Until the fraud-scorer job
-# exists (issue 7), the benchmarks stand in for it: ring throughput between
-# two pinned shards, cross-shard latency (busy-poll and sleeping), and the
-# DataStream API on every shard (a chained pipeline, a keyed count, tumbling
-# and sliding windows, an interval join).
-# Extra arguments go to every benchmark (e.g. -D shards.pin=false).
+# the release configuration and runs the main job, the payment fraud scorer
+# (tools/fraud/demo.c: embedded Kafka broker, payment producer, the job on
+# every core, the alert checker, a summary). Extra arguments go to
+# spate-fraud-demo (--payments N, --partitions N, --seed N, -D key=value).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +14,7 @@ cmake --build --preset release -j "$(nproc)"
 cpus=$(nproc)
 extra=()
 if [ "$cpus" -lt 2 ]; then
-  # One CPU: two pinned shards are impossible; oversubscribe unpinned.
-  extra=(-D shards.pin=false)
+  # One CPU: oversubscribe unpinned shards.
+  extra=(-D shards.pin=false -D shards.count=2)
 fi
-build/release/bench/spate-bench-ring "${extra[@]}" "$@"
-echo
-build/release/bench/spate-bench-latency "${extra[@]}" "$@"
-echo
-build/release/bench/spate-bench-dataflow "${extra[@]}" "$@"
+exec build/release/tools/spate-fraud-demo "${extra[@]}" "$@"

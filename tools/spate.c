@@ -41,6 +41,7 @@
 #include "spate/rest.h"
 #include "spate/version.h"
 #include "tools/examples/examples.h"
+#include "tools/fraud/fraud_kafka.h"
 
 #define EXIT_OK        0
 #define EXIT_FAILED    1
@@ -78,6 +79,10 @@ static const struct builtin builtins[] = {
     {"keyed-sequence", spate_example_keyed_sequence,
      "numbered keyed events into a transactional file sink; args: --out DIR [--events N] "
      "[--keys K] [--seed S] [--rate N] (tools/examples/keyed_sequence.c)"},
+    {"fraud", fraud_job_main,
+     "the payment fraud scorer: payments.auth -> fraud_alerts (exactly-once), payments.late, "
+     "payments.dlq; args: [--bootstrap HOST:PORT] [--users N] [--spend-limit X] [--seed N] "
+     "(tools/fraud/; the whole demo: spate-fraud-demo)"},
 };
 
 /* ---- HTTP client ------------------------------------------------------------------- */
