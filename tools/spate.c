@@ -42,6 +42,7 @@
 #include "spate/version.h"
 #include "tools/examples/examples.h"
 #include "tools/fraud/fraud_kafka.h"
+#include "tools/spate_gen.h"
 
 #define EXIT_OK        0
 #define EXIT_FAILED    1
@@ -223,6 +224,8 @@ static const char *const usage_main =
     "  stop ID --savepoint [DIR]   stop a job with a savepoint\n"
     "  checkpoints ID   show a job's checkpoint statistics\n"
     "  top              per-shard live view\n"
+    "  gen payments     produce generated payments to Kafka (the fraud scorer's input)\n"
+    "  kafka-broker     run the embedded Kafka broker (spate-kafka-broker)\n"
     "\n"
     "`spate VERB --help` explains each. Exit codes: 0 ok, 1 job or operation failed,\n"
     "2 bad usage or input, 3 REST API unreachable (or, for run, cannot start),\n"
@@ -879,10 +882,15 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } verbs[] = {
-        {"run", cmd_run},       {"list", cmd_list},
-        {"cancel", cmd_cancel}, {"savepoint", cmd_savepoint},
-        {"stop", cmd_stop},     {"checkpoints", cmd_checkpoints},
+        {"run", cmd_run},
+        {"list", cmd_list},
+        {"cancel", cmd_cancel},
+        {"savepoint", cmd_savepoint},
+        {"stop", cmd_stop},
+        {"checkpoints", cmd_checkpoints},
         {"top", cmd_top},
+        {"gen", spate_cmd_gen},
+        {"kafka-broker", spate_cmd_kafka_broker},
     };
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         if (strcmp(verb, verbs[i].name) == 0) {

@@ -6,12 +6,17 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
+#include <map>
+#include <signal.h>
+#include <sstream>
 #include <string>
 #include <sys/wait.h>
 
 #include "../common/temp_dir.h"
 
-namespace {
+namespace
+{
 
 const std::string kDemo = std::string(SPATE_BUILD_DIR) + "/tools/spate-fraud-demo";
 
@@ -57,6 +62,90 @@ TEST(FraudDemo, BadArgumentsAreRefused)
     out = run(kDemo + " -D no.such.key=1", &st);
     EXPECT_EQ(2, WEXITSTATUS(st));
     EXPECT_NE(std::string::npos, out.find("no.such.key")) << out;
+}
+
+} // namespace
+
+namespace
+{
+
+const std::string kSpate = std::string(SPATE_BUILD_DIR) + "/tools/spate";
+
+// The same job through the CLI, as a user would run it by hand: the broker
+// (spate kafka-broker), a payment stream with its ground truth (spate gen
+// payments), the job (spate run fraud), the alerts read back with kcat.
+TEST(FraudCli, KafkaBrokerGenAndRunFraudWorkTogether)
+{
+    TempDir dir;
+    // The broker prints its pid (from the shell) and then its address.
+    FILE *broker = popen(("sh -c 'echo $$; exec " + kSpate +
+                          " kafka-broker --topic payments.auth:8 --topic fraud_alerts:1"
+                          " --topic payments.late:1 --topic payments.dlq:1'")
+                             .c_str(),
+                         "r");
+    ASSERT_NE(nullptr, broker);
+    char line[256] = {0};
+    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
+    long pid = atol(line);
+    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
+    std::string bs = line;
+    ASSERT_EQ(0u, bs.rfind("bootstrap=", 0)) << bs;
+    bs = bs.substr(10, bs.find('\n') - 10);
+
+    int st = 0;
+    std::string truth = dir.path() + "/truth.jsonl";
+    std::string out =
+        run(kSpate + " gen payments --bootstrap " + bs + " --count 120000 --truth " + truth, &st);
+    EXPECT_EQ(0, WEXITSTATUS(st)) << out;
+    EXPECT_NE(std::string::npos, out.find("120000 payments to payments.auth")) << out;
+    // The embedded broker keeps the newest 5 MiB of each partition: 8
+    // partitions hold all 120000 payments (about 3 MB each) until the job
+    // reads them. SIGTERM after 12 s: the job drains.
+    out = run("timeout -s TERM 12 " + kSpate +
+                  " run fraud -D rest.port=0 -D shards.count=2 -D shards.pin=false"
+                  " -D execution.checkpointing.interval=300ms"
+                  " -D execution.checkpointing.timeout=60s -D execution.checkpointing.dir=" +
+                  dir.path() + "/ck -- --bootstrap " + bs,
+              &st);
+    // timeout exits 124 when it sent the signal; the job itself drained.
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 124) << out;
+    EXPECT_NE(std::string::npos, out.find(" FINISHED")) << out;
+    std::string alerts =
+        run("kcat -b " + bs +
+                " -C -t fraud_alerts -o beginning -e -q -X isolation.level=read_committed",
+            &st);
+    kill((pid_t)pid, SIGTERM);
+    pclose(broker);
+
+    // Every alert names a pattern of the truth file with its rule; each
+    // rule alerted at least once (rule 1 needs a window closed by the
+    // watermark; rules 2 and 3 fire on the payment itself).
+    std::ifstream tf(truth);
+    std::map<std::pair<int, long long>, bool> expected; // (rule, user or card) -> seen
+    std::string tl;
+    while (std::getline(tf, tl)) {
+        int rule = atoi(tl.substr(tl.find("\"rule\": ") + 8).c_str());
+        long long user = atoll(tl.substr(tl.find("\"user_id\": ") + 11).c_str());
+        long long card = atoll(tl.substr(tl.find("\"card_id\": ") + 11).c_str());
+        expected[{rule, rule == 1 ? user : card}] = false;
+    }
+    ASSERT_EQ(10u, expected.size());
+    std::istringstream as(alerts);
+    int per_rule[4] = {0, 0, 0, 0};
+    while (std::getline(as, tl)) {
+        if (tl.find("\"rule\"") == std::string::npos)
+            continue;
+        int rule = atoi(tl.substr(tl.find("\"rule\":") + 7).c_str());
+        long long user = atoll(tl.substr(tl.find("\"user_id\":") + 10).c_str());
+        long long card = atoll(tl.substr(tl.find("\"card_id\":") + 10).c_str());
+        auto it = expected.find({rule, rule == 1 ? user : card});
+        ASSERT_TRUE(it != expected.end()) << "false alert: " << tl;
+        it->second = true;
+        if (rule >= 1 && rule <= 3)
+            per_rule[rule]++;
+    }
+    for (int r = 1; r <= 3; r++)
+        EXPECT_GT(per_rule[r], 0) << "no alert for rule " << r << "\n" << alerts;
 }
 
 } // namespace
