@@ -76,6 +76,14 @@ static int fail(struct shard_exec *se, int code, const char *what)
         se->x->fail_code = code;
         snprintf(se->x->fail_msg, sizeof(se->x->fail_msg), "job '%s', shard %u: %s: %s",
                  se->x->job->name, se->id, what, spate_strerror(code));
+        /* A failure outside a task (a sink's pre-commit or commit in a
+         * checkpoint message, sp_exec_fail) returns to no task, so nothing
+         * would fail the runtime: every task then stops quietly
+         * (task_prologue) without counting itself finished, and the
+         * shards would idle forever. Ask for the drain here; a drain wakes
+         * every parked task, which sees `failed` and stops. */
+        if (se->x->rt)
+            sp_runtime_stop_xs(se->x->rt, false);
     }
     return code;
 }
