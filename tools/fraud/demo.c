@@ -286,10 +286,9 @@ int main(int argc, char **argv)
         return 1;
     char shards_kv[64];
     snprintf(shards_kv, sizeof(shards_kv), "shards.count=%ld", sysconf(_SC_NPROCESSORS_ONLN));
-    const char *defaults[] = {shards_kv, "state.backend.type=rocksdb",
-                              "execution.checkpointing.interval=2s",
-                              "execution.checkpointing.unaligned=true",
-                              "execution.checkpointing.timeout=60s"};
+    const char *defaults[] = {
+        shards_kv, "state.backend.type=rocksdb", "execution.checkpointing.interval=2s",
+        "execution.checkpointing.unaligned=true", "execution.checkpointing.timeout=60s"};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         spate_config_set_kv(cfg, defaults[i], &err);
     int c;
@@ -310,11 +309,13 @@ int main(int argc, char **argv)
         case 'D':
             if (spate_config_set_kv(cfg, optarg, &err) < 0) {
                 fprintf(stderr, "%s: -D %s: %s\n", argv[0], optarg, err.message);
+                spate_config_destroy(cfg);
                 return 2;
             }
             break;
         default:
             usage(argv[0]);
+            spate_config_destroy(cfg);
             return c == 'h' ? 0 : 2;
         }
     }
@@ -323,11 +324,13 @@ int main(int argc, char **argv)
                 "%s: --payments must be at least 12000 (one pattern per rule needs "
                 "36000) and --partitions 1..256\n",
                 argv[0]);
+        spate_config_destroy(cfg);
         return 2;
     }
     char tmpl[] = "/tmp/spate-fraud-demo-XXXXXX";
     if (!dir && !(dir = mkdtemp(tmpl))) {
         fprintf(stderr, "%s: cannot create a temporary directory: %s\n", argv[0], strerror(errno));
+        spate_config_destroy(cfg);
         return 1;
     }
     spate_config_set(cfg, "execution.checkpointing.dir", dir, "spate-fraud-demo", &err);
