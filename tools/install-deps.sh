@@ -18,6 +18,7 @@ PACKAGES=(
   libjansson-dev                       # JSON lines records
   libcsv-dev                           # CSV records
   libgtest-dev                         # googletest suites
+  sqlite3                              # the Nexmark SQL oracle (tests/bench)
 )
 
 missing=()

@@ -1,0 +1,44 @@
+/*
+ * bench/nexmark/nexmark_int.h - what the generator (generator.c) and the
+ * queries (queries.c) share: the nexmark object itself.
+ */
+#ifndef SP_NEXMARK_INT_H
+#define SP_NEXMARK_INT_H
+
+#include "bench/nexmark/nexmark.h"
+#include "spate/limits.h"
+
+#define CHANNELS              10000
+#define PAD_BYTES             (1u << 20) /* the padding text: 1 MiB of lowercase letters */
+#define URL_BYTES_MAX         96
+#define NEXMARK_QUERY_SCHEMAS 12
+
+struct shard_scratch {
+    char buf[NEXMARK_SCRATCH_BYTES];
+} __attribute__((aligned(64)));
+
+/* q7's keyed state ids (queries.c), set when the query is built. */
+struct q7_states {
+    int max;  /* stage 1, map window_end -> int64 top price of the auction */
+    int top;  /* stage 1, map window_end -> struct q7_top */
+    int kept; /* stage 2, list of struct q7_kept */
+};
+
+struct nexmark {
+    struct nexmark_opts o;
+    uint64_t per_split; /* events per shard split (rounded up) */
+    struct spate_schema *schema[3];
+    struct spate_schema *query_schema[NEXMARK_QUERY_SCHEMAS]; /* queries.c owns the layout */
+    char *pad;                                                /* PAD_BYTES letters */
+    char *channel_text;                                       /* channel names and URLs */
+    struct spate_str channel[CHANNELS];
+    struct spate_str url[CHANNELS];
+    struct shard_scratch *scratch; /* one per shard, written by that shard only */
+    struct q7_states q7;
+};
+
+/* Creates the queries' schemas into nx->query_schema (queries.c). Returns 0
+ * or -ENOMEM. */
+int sp_nexmark_query_schemas(struct nexmark *nx);
+
+#endif

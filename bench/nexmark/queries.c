@@ -1,0 +1,616 @@
+/*
+ * bench/nexmark/queries.c - the Nexmark queries as Spate jobs, each with
+ * the semantics of the reference Flink SQL (nexmark/nexmark
+ * resources/queries/qN.sql). The SQL oracle (bench/nexmark/sql/qN.sql,
+ * run by SQLite in tests/bench) computes the same result sets;
+ * docs/internals/nexmark.md lists where the shapes differ and why the
+ * results are still the same.
+ *
+ * Invariants: (1) every windowed result is emitted once, when the
+ * watermark passes the window's end (no early or retracted results), so a
+ * bounded run's output is the SQL query's final result set; (2) a record
+ * arriving behind the watermark for a window that already fired fails the
+ * job (-ERANGE) instead of being dropped: with in-order sources and the
+ * watermark lag of nexmark_opts none does.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "bench/nexmark/nexmark_int.h"
+#include "spate/join.h"
+#include "spate/window.h"
+
+#define WINDOW_10S_MS  10000
+#define HOP_SLIDE_MS   2000
+#define SESSION_GAP_MS 10000
+#define Q7_TIES_MAX    4                  /* equal top prices of one auction in one window */
+#define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
+#define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
+
+const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", NULL};
+
+/* ---- record types of the queries --------------------------------------------- */
+
+struct q1_out {
+    int64_t auction;
+    int64_t bidder;
+    double price; /* 0.908 * price: dollars to euros */
+    int64_t date_time;
+    struct spate_str extra;
+};
+
+struct q2_out {
+    int64_t auction;
+    int64_t price;
+};
+
+struct q3_out {
+    struct spate_str name;
+    struct spate_str city;
+    struct spate_str state;
+    int64_t id;
+};
+
+struct q5_out {
+    int64_t window_start;
+    int64_t auction;
+    int64_t num;
+};
+
+/* q7 candidates: a top bid of an auction in a window (kind 0), or a bid at
+ * the window's end instant (kind 1: BETWEEN is inclusive at both ends). */
+struct q7_cand {
+    int64_t window_end;
+    int32_t kind;
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    int64_t date_time;
+    struct spate_str extra;
+};
+
+struct q7_out {
+    int64_t auction;
+    int64_t price;
+    int64_t bidder;
+    int64_t date_time;
+    struct spate_str extra;
+};
+
+struct q8_seller {
+    int64_t seller;
+    int64_t window_start;
+};
+
+struct q8_out {
+    int64_t id;
+    struct spate_str name;
+    int64_t starttime;
+};
+
+struct q11_out {
+    int64_t bidder;
+    int64_t bid_count;
+    int64_t starttime;
+    int64_t endtime;
+};
+
+enum {
+    S_Q1,
+    S_Q2,
+    S_Q3,
+    S_Q5,
+    S_Q7_CAND,
+    S_Q7,
+    S_Q8_SELLER,
+    S_Q8,
+    S_Q11,
+    S_COUNT,
+};
+_Static_assert(S_COUNT <= NEXMARK_QUERY_SCHEMAS, "room for the query schemas");
+
+#define FIELD(s, T, m, type) SPATE_SCHEMA_FIELD(s, T, m, SPATE_TYPE_##type)
+
+int sp_nexmark_query_schemas(struct nexmark *nx)
+{
+    struct spate_schema **q = nx->query_schema;
+    if (spate_schema_create("q1", sizeof(struct q1_out), &q[S_Q1]) < 0 ||
+        spate_schema_create("q2", sizeof(struct q2_out), &q[S_Q2]) < 0 ||
+        spate_schema_create("q3", sizeof(struct q3_out), &q[S_Q3]) < 0 ||
+        spate_schema_create("q5", sizeof(struct q5_out), &q[S_Q5]) < 0 ||
+        spate_schema_create("q7_cand", sizeof(struct q7_cand), &q[S_Q7_CAND]) < 0 ||
+        spate_schema_create("q7", sizeof(struct q7_out), &q[S_Q7]) < 0 ||
+        spate_schema_create("q8_seller", sizeof(struct q8_seller), &q[S_Q8_SELLER]) < 0 ||
+        spate_schema_create("q8", sizeof(struct q8_out), &q[S_Q8]) < 0 ||
+        spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0)
+        return -ENOMEM;
+    FIELD(q[S_Q1], struct q1_out, auction, I64);
+    FIELD(q[S_Q1], struct q1_out, bidder, I64);
+    FIELD(q[S_Q1], struct q1_out, price, F64);
+    FIELD(q[S_Q1], struct q1_out, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q1], struct q1_out, extra, STRING);
+    FIELD(q[S_Q2], struct q2_out, auction, I64);
+    FIELD(q[S_Q2], struct q2_out, price, I64);
+    FIELD(q[S_Q3], struct q3_out, name, STRING);
+    FIELD(q[S_Q3], struct q3_out, city, STRING);
+    FIELD(q[S_Q3], struct q3_out, state, STRING);
+    FIELD(q[S_Q3], struct q3_out, id, I64);
+    FIELD(q[S_Q5], struct q5_out, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q5], struct q5_out, auction, I64);
+    FIELD(q[S_Q5], struct q5_out, num, I64);
+    FIELD(q[S_Q7_CAND], struct q7_cand, window_end, TIMESTAMP_MS);
+    FIELD(q[S_Q7_CAND], struct q7_cand, kind, I32);
+    FIELD(q[S_Q7_CAND], struct q7_cand, auction, I64);
+    FIELD(q[S_Q7_CAND], struct q7_cand, bidder, I64);
+    FIELD(q[S_Q7_CAND], struct q7_cand, price, I64);
+    FIELD(q[S_Q7_CAND], struct q7_cand, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q7_CAND], struct q7_cand, extra, STRING);
+    FIELD(q[S_Q7], struct q7_out, auction, I64);
+    FIELD(q[S_Q7], struct q7_out, price, I64);
+    FIELD(q[S_Q7], struct q7_out, bidder, I64);
+    FIELD(q[S_Q7], struct q7_out, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q7], struct q7_out, extra, STRING);
+    FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
+    FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q8], struct q8_out, id, I64);
+    FIELD(q[S_Q8], struct q8_out, name, STRING);
+    FIELD(q[S_Q8], struct q8_out, starttime, TIMESTAMP_MS);
+    FIELD(q[S_Q11], struct q11_out, bidder, I64);
+    FIELD(q[S_Q11], struct q11_out, bid_count, I64);
+    FIELD(q[S_Q11], struct q11_out, starttime, TIMESTAMP_MS);
+    FIELD(q[S_Q11], struct q11_out, endtime, TIMESTAMP_MS);
+    return 0;
+}
+
+static int64_t key_i64(struct spate_ctx *c)
+{
+    int64_t k;
+    memcpy(&k, spate_ctx_key(c, NULL), sizeof(k));
+    return k;
+}
+
+/* ---- q0: pass through ------------------------------------------------------------ */
+
+static int q0_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    memcpy(out, in, sizeof(struct nexmark_bid));
+    return 1;
+}
+
+/* ---- q1: currency conversion ------------------------------------------------------ */
+
+static int q1_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    struct q1_out *o = out;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = 0.908 * (double)b->price;
+    o->date_time = b->date_time;
+    o->extra = b->extra;
+    return 1;
+}
+
+/* ---- q2: selection ------------------------------------------------------------------ */
+
+static int q2_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    if (b->auction % 123 != 0)
+        return 0;
+    struct q2_out *o = out;
+    o->auction = b->auction;
+    o->price = b->price;
+    return 1;
+}
+
+/* ---- q3: local item suggestion ------------------------------------------------------- */
+
+static bool q3_person_filter(struct spate_ctx *c, const void *in, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_person *p = in;
+    return p->state.len == 2 &&
+           (memcmp(p->state.ptr, "OR", 2) == 0 || memcmp(p->state.ptr, "ID", 2) == 0 ||
+            memcmp(p->state.ptr, "CA", 2) == 0);
+}
+
+static bool q3_auction_filter(struct spate_ctx *c, const void *in, void *arg)
+{
+    (void)c, (void)arg;
+    return ((const struct nexmark_auction *)in)->category == 10;
+}
+
+static int q3_join(struct spate_ctx *c, const void *left, const void *right, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_person *p = left;
+    const struct nexmark_auction *a = right;
+    struct q3_out *o = out;
+    o->name = p->name;
+    o->city = p->city;
+    o->state = p->state;
+    o->id = a->id;
+    return 1;
+}
+
+/* ---- q5: hot items -------------------------------------------------------------------- */
+
+static void count_create(void *acc, void *arg)
+{
+    (void)acc, (void)arg; /* a zeroed count is the initial one */
+}
+
+static void count_add(void *acc, const void *in, void *arg)
+{
+    (void)in, (void)arg;
+    ++*(int64_t *)acc;
+}
+
+static int q5_count_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
+                           void *out, void *arg)
+{
+    (void)arg;
+    struct q5_out *o = out;
+    o->window_start = w->start_ms;
+    o->auction = key_i64(c);
+    o->num = *(const int64_t *)acc;
+    return 1;
+}
+
+/* Per window (the key): the auctions whose count is the window's maximum. */
+static int q5_max(struct spate_ctx *c, const struct spate_window *w, const void *const *elems,
+                  uint64_t n, void *arg)
+{
+    (void)w, (void)arg;
+    int64_t max = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        const struct q5_out *r = elems[i];
+        if (r->num > max)
+            max = r->num;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        const struct q5_out *r = elems[i];
+        if (r->num >= max) {
+            int rc = spate_emit(c, r);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* ---- q7: highest bid -------------------------------------------------------------------- */
+
+struct q7_tie {
+    int64_t bidder;
+    int64_t date_time;
+    uint32_t extra_len;
+    char extra[Q7_EXTRA_BYTES];
+};
+
+struct q7_top {
+    int64_t price;
+    uint32_t n;
+    struct q7_tie t[Q7_TIES_MAX];
+};
+
+/* A candidate as stage 2 keeps it in list state (no pointers). */
+struct q7_kept {
+    int32_t kind;
+    int64_t auction;
+    int64_t price;
+    struct q7_tie bid;
+};
+
+static int64_t window_end_10s(int64_t ts)
+{
+    return (ts / WINDOW_10S_MS + 1) * WINDOW_10S_MS; /* event times are positive */
+}
+
+/* Every bid is a candidate of its own window; a bid at a window's end
+ * instant is also one of the window before (kind 1), sent at that window's
+ * last millisecond. */
+static int q7_split(struct spate_ctx *c, const void *in, void *arg)
+{
+    (void)arg;
+    const struct nexmark_bid *b = in;
+    struct q7_cand o = {.window_end = window_end_10s(b->date_time),
+                        .kind = 0,
+                        .auction = b->auction,
+                        .bidder = b->bidder,
+                        .price = b->price,
+                        .date_time = b->date_time,
+                        .extra = b->extra};
+    int rc = spate_emit(c, &o);
+    if (rc < 0 || b->date_time % WINDOW_10S_MS != 0)
+        return rc;
+    o.window_end = b->date_time;
+    o.kind = 1;
+    return spate_emit_at(c, &o, b->date_time - 1);
+}
+
+static bool q7_is_kind0(struct spate_ctx *c, const void *in, void *arg)
+{
+    (void)c, (void)arg;
+    return ((const struct q7_cand *)in)->kind == 0;
+}
+
+static bool q7_is_kind1(struct spate_ctx *c, const void *in, void *arg)
+{
+    return !q7_is_kind0(c, in, arg);
+}
+
+static void tie_set(struct q7_tie *t, const struct q7_cand *b)
+{
+    t->bidder = b->bidder;
+    t->date_time = b->date_time;
+    t->extra_len = b->extra.len < Q7_EXTRA_BYTES ? b->extra.len : Q7_EXTRA_BYTES;
+    memcpy(t->extra, b->extra.ptr, t->extra_len);
+}
+
+/* Stage 1, keyed by auction: the auction's top-priced bids per window. */
+static int q7_auction_process(struct spate_ctx *c, const void *in, void *arg)
+{
+    const struct q7_states *st = arg;
+    const struct q7_cand *b = in;
+    if (b->window_end - 1 <= spate_ctx_watermark(c))
+        return -ERANGE; /* its window fired already (invariant 2) */
+    if (b->extra.len > Q7_EXTRA_BYTES)
+        return -E2BIG;
+    int64_t max;
+    struct q7_top top;
+    if (!spate_map_get(c, st->max, &b->window_end, &max)) {
+        int rc = spate_timer_register(c, SPATE_EVENT_TIME, b->window_end - 1);
+        if (rc < 0)
+            return rc;
+        max = -1;
+    }
+    if (b->price < max)
+        return 0;
+    if (b->price > max) {
+        top.price = b->price;
+        top.n = 0;
+        int rc = spate_map_put(c, st->max, &b->window_end, &b->price);
+        if (rc < 0)
+            return rc;
+    } else if (!spate_map_get(c, st->top, &b->window_end, &top)) {
+        return -EINVAL; /* max without top: a bug */
+    }
+    if (top.n == Q7_TIES_MAX)
+        return -EOVERFLOW; /* more equal top prices than we keep: fail loudly */
+    tie_set(&top.t[top.n++], b);
+    return spate_map_put(c, st->top, &b->window_end, &top);
+}
+
+static int q7_auction_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain,
+                            void *arg)
+{
+    (void)domain;
+    const struct q7_states *st = arg;
+    int64_t window_end = time_ms + 1;
+    struct q7_top top;
+    if (!spate_map_get(c, st->top, &window_end, &top))
+        return 0;
+    int64_t auction = key_i64(c);
+    for (uint32_t i = 0; i < top.n; i++) {
+        struct q7_cand o = {.window_end = window_end,
+                            .kind = 0,
+                            .auction = auction,
+                            .bidder = top.t[i].bidder,
+                            .price = top.price,
+                            .date_time = top.t[i].date_time,
+                            .extra = {top.t[i].extra, top.t[i].extra_len}};
+        int rc = spate_emit(c, &o);
+        if (rc < 0)
+            return rc;
+    }
+    spate_map_remove(c, st->max, &window_end);
+    spate_map_remove(c, st->top, &window_end);
+    return 0;
+}
+
+/* Stage 2, keyed by window end: the window's maximum over the auctions'
+ * tops, and every candidate at that price. */
+static int q7_window_process(struct spate_ctx *c, const void *in, void *arg)
+{
+    const struct q7_states *st = arg;
+    const struct q7_cand *b = in;
+    if (b->window_end - 1 < spate_ctx_watermark(c))
+        return -ERANGE;
+    if (b->extra.len > Q7_EXTRA_BYTES)
+        return -E2BIG;
+    struct q7_kept k = {.kind = b->kind, .auction = b->auction, .price = b->price};
+    tie_set(&k.bid, b);
+    int rc = spate_list_add(c, st->kept, &k);
+    if (rc < 0)
+        return rc;
+    return spate_timer_register(c, SPATE_EVENT_TIME, b->window_end - 1);
+}
+
+struct q7_fire {
+    struct spate_ctx *c;
+    int64_t max; /* over kind 0; -1: none */
+};
+
+static int q7_find_max(const void *elem, void *fn_arg)
+{
+    const struct q7_kept *k = elem;
+    struct q7_fire *f = fn_arg;
+    if (k->kind == 0 && k->price > f->max)
+        f->max = k->price;
+    return 0;
+}
+
+static int q7_emit_max(const void *elem, void *fn_arg)
+{
+    const struct q7_kept *k = elem;
+    struct q7_fire *f = fn_arg;
+    if (k->price != f->max)
+        return 0;
+    struct q7_out o = {.auction = k->auction,
+                       .price = k->price,
+                       .bidder = k->bid.bidder,
+                       .date_time = k->bid.date_time,
+                       .extra = {k->bid.extra, k->bid.extra_len}};
+    return spate_emit(f->c, &o);
+}
+
+static int q7_window_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain,
+                           void *arg)
+{
+    (void)time_ms, (void)domain;
+    const struct q7_states *st = arg;
+    struct q7_fire f = {.c = c, .max = -1};
+    int rc = spate_list_iterate(c, st->kept, q7_find_max, &f);
+    if (rc == 0 && f.max >= 0)
+        rc = spate_list_iterate(c, st->kept, q7_emit_max, &f);
+    spate_state_clear(c, st->kept);
+    return rc;
+}
+
+/* ---- q8: monitor new users ----------------------------------------------------------- */
+
+static int q8_seller_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
+                            void *out, void *arg)
+{
+    (void)acc, (void)arg;
+    struct q8_seller *o = out;
+    o->seller = key_i64(c);
+    o->window_start = w->start_ms;
+    return 1;
+}
+
+static int q8_join(struct spate_ctx *c, const void *left, const void *right, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_person *p = left;
+    const struct q8_seller *s = right;
+    struct q8_out *o = out;
+    o->id = p->id;
+    o->name = p->name;
+    o->starttime = s->window_start;
+    return 1;
+}
+
+/* ---- q11: user sessions ------------------------------------------------------------------ */
+
+static void count_merge(void *acc, const void *other, void *arg)
+{
+    (void)arg;
+    *(int64_t *)acc += *(const int64_t *)other;
+}
+
+static int q11_result(struct spate_ctx *c, const struct spate_window *w, const void *acc, void *out,
+                      void *arg)
+{
+    (void)arg;
+    struct q11_out *o = out;
+    o->bidder = key_i64(c);
+    o->bid_count = *(const int64_t *)acc;
+    o->starttime = w->start_ms;
+    o->endtime = w->end_ms;
+    return 1;
+}
+
+/* ---- building --------------------------------------------------------------------------- */
+
+struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, const char *name,
+                                   const struct spate_schema **out_schema)
+{
+    struct spate_schema **q = nx->query_schema;
+    struct spate_stream *bids = NULL, *tail = NULL;
+    const struct spate_schema *schema = NULL;
+    if (strcmp(name, "q0") == 0 || strcmp(name, "q1") == 0 || strcmp(name, "q2") == 0 ||
+        strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0)
+        bids = nexmark_source(job, nx, NEXMARK_BID);
+
+    if (strcmp(name, "q0") == 0) {
+        schema = nx->schema[NEXMARK_BID];
+        tail = spate_map(job, "q0-pass", bids, schema, q0_map, NULL);
+    } else if (strcmp(name, "q1") == 0) {
+        schema = q[S_Q1];
+        tail = spate_map(job, "q1-euros", bids, schema, q1_map, NULL);
+    } else if (strcmp(name, "q2") == 0) {
+        schema = q[S_Q2];
+        tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
+    } else if (strcmp(name, "q3") == 0) {
+        struct spate_stream *people = spate_filter(
+            job, "q3-people", nexmark_source(job, nx, NEXMARK_PERSON), q3_person_filter, NULL);
+        struct spate_stream *auctions = spate_filter(
+            job, "q3-auctions", nexmark_source(job, nx, NEXMARK_AUCTION), q3_auction_filter, NULL);
+        schema = q[S_Q3];
+        tail = spate_join_interval(job, "q3-join", spate_key_by_field(job, people, "id"),
+                                   spate_key_by_field(job, auctions, "seller"), -UNBOUNDED_MS,
+                                   UNBOUNDED_MS, schema, q3_join, NULL);
+    } else if (strcmp(name, "q5") == 0) {
+        struct spate_window_spec hop = {.kind = SPATE_WINDOW_SLIDING,
+                                        .domain = SPATE_EVENT_TIME,
+                                        .size_ms = WINDOW_10S_MS,
+                                        .slide_ms = HOP_SLIDE_MS};
+        struct spate_aggregate_fns count = {.acc_bytes = sizeof(int64_t),
+                                            .create = count_create,
+                                            .add = count_add,
+                                            .result = q5_count_result};
+        schema = q[S_Q5];
+        struct spate_stream *counts = spate_window_aggregate(
+            job, "q5-count", spate_key_by_field(job, bids, "auction"), &hop, schema, &count, NULL);
+        /* Counts carry their window's last ms: one slide-sized window each. */
+        struct spate_window_spec per_window = {
+            .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = HOP_SLIDE_MS};
+        tail = spate_window_process(job, "q5-max", spate_key_by_field(job, counts, "window_start"),
+                                    &per_window, schema, q5_max, NULL);
+    } else if (strcmp(name, "q7") == 0) {
+        struct q7_states *st = &nx->q7; /* state ids: set here, read by the shards */
+        struct spate_stream *cands =
+            spate_flat_map(job, "q7-split", bids, q[S_Q7_CAND], q7_split, NULL);
+        struct spate_stream *own = spate_filter(job, "q7-own", cands, q7_is_kind0, NULL);
+        struct spate_stream *edge = spate_filter(job, "q7-edge", cands, q7_is_kind1, NULL);
+        struct spate_process_fns f1 = {q7_auction_process, q7_auction_timer};
+        struct spate_stream *tops = spate_process(
+            job, "q7-auction-top", spate_key_by_field(job, own, "auction"), q[S_Q7_CAND], &f1, st);
+        st->max = spate_map_state(tops, "max", sizeof(int64_t), sizeof(int64_t), 0);
+        st->top = spate_map_state(tops, "top", sizeof(int64_t), sizeof(struct q7_top), 0);
+        struct spate_stream *both[2] = {tops, edge};
+        struct spate_stream *all = spate_union(job, "q7-candidates", both, 2);
+        struct spate_process_fns f2 = {q7_window_process, q7_window_timer};
+        schema = q[S_Q7];
+        tail = spate_process(job, "q7-window-max", spate_key_by_field(job, all, "window_end"),
+                             schema, &f2, st);
+        st->kept = spate_list_state(tail, "kept", sizeof(struct q7_kept), 0);
+    } else if (strcmp(name, "q8") == 0) {
+        struct spate_window_spec tumble = {
+            .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = WINDOW_10S_MS};
+        struct spate_aggregate_fns once = {.acc_bytes = sizeof(int64_t),
+                                           .create = count_create,
+                                           .add = count_add,
+                                           .result = q8_seller_result};
+        struct spate_stream *sellers = spate_window_aggregate(
+            job, "q8-sellers",
+            spate_key_by_field(job, nexmark_source(job, nx, NEXMARK_AUCTION), "seller"), &tumble,
+            q[S_Q8_SELLER], &once, NULL);
+        schema = q[S_Q8];
+        tail = spate_join_window(
+            job, "q8-join", spate_key_by_field(job, nexmark_source(job, nx, NEXMARK_PERSON), "id"),
+            spate_key_by_field(job, sellers, "seller"), &tumble, schema, q8_join, NULL);
+    } else if (strcmp(name, "q11") == 0) {
+        struct spate_window_spec session = {
+            .kind = SPATE_WINDOW_SESSION, .domain = SPATE_EVENT_TIME, .gap_ms = SESSION_GAP_MS};
+        struct spate_aggregate_fns count = {.acc_bytes = sizeof(int64_t),
+                                            .create = count_create,
+                                            .add = count_add,
+                                            .merge = count_merge,
+                                            .result = q11_result};
+        schema = q[S_Q11];
+        tail = spate_window_aggregate(job, "q11-sessions", spate_key_by_field(job, bids, "bidder"),
+                                      &session, schema, &count, NULL);
+    } else {
+        return NULL;
+    }
+    if (out_schema)
+        *out_schema = schema;
+    return tail;
+}
