@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Proportions (of 50) and id layout, as in the reference. */
 #define PERSON_PROPORTION      1
@@ -278,9 +279,10 @@ static inline enum nexmark_type type_of(uint64_t e)
 
 /* Index -> event number (see the header: shards interleave on the timeline).
  * Returns false for indices past the last event. */
-static inline bool index_to_event(const struct nexmark *nx, uint32_t shard, uint64_t index,
-                                  uint64_t *e)
+static inline bool index_to_event(struct nexmark *nx, uint32_t shard, uint64_t index, uint64_t *e)
 {
+    if (__builtin_expect(__atomic_load_n(&nx->scratch[shard].tid, __ATOMIC_RELAXED) == 0, 0))
+        __atomic_store_n(&nx->scratch[shard].tid, (int)gettid(), __ATOMIC_RELAXED);
     uint64_t k = index - nx->per_split * shard;
     *e = k * nx->o.shard_count + shard;
     return *e < nx->o.events;
@@ -336,6 +338,12 @@ struct spate_stream *nexmark_source(struct spate_job *job, struct nexmark *nx,
         .out_of_orderness_ms = nx->o.out_of_orderness_ms,
     };
     return spate_source_generator(job, names[type], nx->schema[type], fns[type], nx, &go);
+}
+
+int nexmark_shard_tid(const struct nexmark *nx, uint32_t shard)
+{
+    return shard < nx->o.shard_count ? __atomic_load_n(&nx->scratch[shard].tid, __ATOMIC_RELAXED)
+                                     : 0;
 }
 
 const struct spate_schema *nexmark_schema(const struct nexmark *nx, enum nexmark_type type)
@@ -435,6 +443,8 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
     nx->pad = malloc(PAD_BYTES);
     nx->channel_text = malloc((size_t)CHANNELS * (16 + URL_BYTES_MAX));
     nx->scratch = aligned_alloc(64, sizeof(struct shard_scratch) * nx->o.shard_count);
+    if (nx->scratch)
+        memset(nx->scratch, 0, sizeof(struct shard_scratch) * nx->o.shard_count);
     if (!nx->pad || !nx->channel_text || !nx->scratch) {
         nexmark_destroy(nx);
         return -ENOMEM;

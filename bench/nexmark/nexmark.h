@@ -110,6 +110,10 @@ struct spate_stream *nexmark_source(struct spate_job *job, struct nexmark *nx,
  */
 int nexmark_export_csv(const struct nexmark *nx, const char *dir);
 
+/* @shard any. The thread id of shard `shard`'s generator once it ran (0
+ * before): lets a benchmark read the shard's CPU time from /proc. */
+int nexmark_shard_tid(const struct nexmark *nx, uint32_t shard);
+
 /* The queries this build implements, NULL-terminated ("q0", "q1", ...). */
 extern const char *const nexmark_queries[];
 

@@ -15,6 +15,7 @@
 
 struct shard_scratch {
     char buf[NEXMARK_SCRATCH_BYTES];
+    int tid; /* the shard thread's id, once it generated (relaxed store; read by monitors) */
 } __attribute__((aligned(64)));
 
 /* q7's keyed state ids (queries.c), set when the query is built. */

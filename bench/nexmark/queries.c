@@ -436,9 +436,11 @@ struct q7_fire {
     int64_t max; /* over kind 0; -1: none */
 };
 
+/* List elements need not be aligned: copy them out. */
 static int q7_find_max(const void *elem, void *fn_arg)
 {
-    const struct q7_kept *k = elem;
+    struct q7_kept kept;
+    const struct q7_kept *k = memcpy(&kept, elem, sizeof(kept));
     struct q7_fire *f = fn_arg;
     if (k->kind == 0 && k->price > f->max)
         f->max = k->price;
@@ -447,7 +449,8 @@ static int q7_find_max(const void *elem, void *fn_arg)
 
 static int q7_emit_max(const void *elem, void *fn_arg)
 {
-    const struct q7_kept *k = elem;
+    struct q7_kept kept;
+    const struct q7_kept *k = memcpy(&kept, elem, sizeof(kept));
     struct q7_fire *f = fn_arg;
     if (k->price != f->max)
         return 0;
