@@ -11,7 +11,7 @@
 #define CHANNELS              10000
 #define PAD_BYTES             (1u << 20) /* the padding text: 1 MiB of lowercase letters */
 #define URL_BYTES_MAX         96
-#define NEXMARK_QUERY_SCHEMAS 12
+#define NEXMARK_QUERY_SCHEMAS 16
 
 struct shard_scratch {
     char buf[NEXMARK_SCRATCH_BYTES];
@@ -25,6 +25,15 @@ struct q7_states {
     int kept; /* stage 2, list of struct q7_kept */
 };
 
+/* q9's (and q4's) keyed state ids (queries.c). */
+struct q9_states {
+    int auction; /* value: the auction, strings copied */
+    int best;    /* value: its best bid so far */
+    int early;   /* list: bids that came before their auction */
+    int closed;  /* value: the auction expired and its winner went out */
+    int avg;     /* q4: value {sum, count} per category */
+};
+
 struct nexmark {
     struct nexmark_opts o;
     uint64_t per_split; /* events per shard split (rounded up) */
@@ -36,6 +45,7 @@ struct nexmark {
     struct spate_str url[CHANNELS];
     struct shard_scratch *scratch; /* one per shard, written by that shard only */
     struct q7_states q7;
+    struct q9_states q9;
 };
 
 /* Creates the queries' schemas into nx->query_schema (queries.c). Returns 0

@@ -27,7 +27,8 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3", "q5", "q7", "q8", "q11", NULL};
+const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3",  "q4", "q5",
+                                       "q7", "q8", "q9", "q11", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -95,6 +96,38 @@ struct q11_out {
     int64_t endtime;
 };
 
+/* q9's input and output: an auction joined with its winning bid. The
+ * input tags each record as an auction (kind 0, auction columns) or a bid
+ * (kind 1, id = the bid's auction, bid columns). */
+struct q9_row {
+    int64_t id;
+    struct spate_str item_name;
+    struct spate_str description;
+    int64_t initial_bid;
+    int64_t reserve;
+    int64_t date_time;
+    int64_t expires;
+    int64_t seller;
+    int64_t category;
+    struct spate_str extra;
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    int64_t bid_date_time;
+    struct spate_str bid_extra;
+    int32_t kind;
+};
+
+struct q4_win {
+    int64_t category;
+    int64_t final;
+};
+
+struct q4_out {
+    int64_t category;
+    int64_t avg_price;
+};
+
 enum {
     S_Q1,
     S_Q2,
@@ -105,6 +138,9 @@ enum {
     S_Q8_SELLER,
     S_Q8,
     S_Q11,
+    S_Q9,
+    S_Q4_WIN,
+    S_Q4,
     S_COUNT,
 };
 _Static_assert(S_COUNT <= NEXMARK_QUERY_SCHEMAS, "room for the query schemas");
@@ -122,7 +158,10 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q7", sizeof(struct q7_out), &q[S_Q7]) < 0 ||
         spate_schema_create("q8_seller", sizeof(struct q8_seller), &q[S_Q8_SELLER]) < 0 ||
         spate_schema_create("q8", sizeof(struct q8_out), &q[S_Q8]) < 0 ||
-        spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0)
+        spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
+        spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
+        spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
+        spate_schema_create("q4", sizeof(struct q4_out), &q[S_Q4]) < 0)
         return -ENOMEM;
     FIELD(q[S_Q1], struct q1_out, auction, I64);
     FIELD(q[S_Q1], struct q1_out, bidder, I64);
@@ -159,6 +198,26 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q11], struct q11_out, bid_count, I64);
     FIELD(q[S_Q11], struct q11_out, starttime, TIMESTAMP_MS);
     FIELD(q[S_Q11], struct q11_out, endtime, TIMESTAMP_MS);
+    FIELD(q[S_Q9], struct q9_row, id, I64);
+    FIELD(q[S_Q9], struct q9_row, item_name, STRING);
+    FIELD(q[S_Q9], struct q9_row, description, STRING);
+    FIELD(q[S_Q9], struct q9_row, initial_bid, I64);
+    FIELD(q[S_Q9], struct q9_row, reserve, I64);
+    FIELD(q[S_Q9], struct q9_row, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q9], struct q9_row, expires, TIMESTAMP_MS);
+    FIELD(q[S_Q9], struct q9_row, seller, I64);
+    FIELD(q[S_Q9], struct q9_row, category, I64);
+    FIELD(q[S_Q9], struct q9_row, extra, STRING);
+    FIELD(q[S_Q9], struct q9_row, auction, I64);
+    FIELD(q[S_Q9], struct q9_row, bidder, I64);
+    FIELD(q[S_Q9], struct q9_row, price, I64);
+    FIELD(q[S_Q9], struct q9_row, bid_date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q9], struct q9_row, bid_extra, STRING);
+    FIELD(q[S_Q9], struct q9_row, kind, I32);
+    FIELD(q[S_Q4_WIN], struct q4_win, category, I64);
+    FIELD(q[S_Q4_WIN], struct q4_win, final, I64);
+    FIELD(q[S_Q4], struct q4_out, category, I64);
+    FIELD(q[S_Q4], struct q4_out, avg_price, I64);
     return 0;
 }
 
@@ -248,6 +307,12 @@ static void count_add(void *acc, const void *in, void *arg)
 {
     (void)in, (void)arg;
     ++*(int64_t *)acc;
+}
+
+static void q5_sum_add(void *acc, const void *in, void *arg)
+{
+    (void)arg;
+    *(int64_t *)acc += ((const struct q5_out *)in)->num;
 }
 
 static int q5_count_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
@@ -349,7 +414,8 @@ static void tie_set(struct q7_tie *t, const struct q7_cand *b)
     t->bidder = b->bidder;
     t->date_time = b->date_time;
     t->extra_len = b->extra.len < Q7_EXTRA_BYTES ? b->extra.len : Q7_EXTRA_BYTES;
-    memcpy(t->extra, b->extra.ptr, t->extra_len);
+    if (t->extra_len)
+        memcpy(t->extra, b->extra.ptr, t->extra_len);
 }
 
 /* Stage 1, keyed by auction: the auction's top-priced bids per window. */
@@ -519,6 +585,246 @@ static int q11_result(struct spate_ctx *c, const struct spate_window *w, const v
     return 1;
 }
 
+/* ---- q9: winning bids (and q4 on top of them) ----------------------------------------- */
+
+#define Q9_AUCTION_EXTRA_BYTES 640 /* an auction's extra is at most about 540 bytes */
+#define Q9_ITEM_BYTES          24
+#define Q9_DESC_BYTES          104
+
+struct q9_auction_kept {
+    int64_t initial_bid, reserve, date_time, expires, seller, category;
+    uint32_t item_len, desc_len, extra_len;
+    char item[Q9_ITEM_BYTES];
+    char desc[Q9_DESC_BYTES];
+    char extra[Q9_AUCTION_EXTRA_BYTES];
+};
+
+struct q9_bid_kept {
+    int64_t bidder, price, date_time;
+    uint32_t extra_len;
+    char extra[Q7_EXTRA_BYTES];
+};
+
+static int q9_auction_in(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_auction *a = in;
+    struct q9_row *o = out;
+    o->kind = 0;
+    o->id = a->id;
+    o->item_name = a->item_name;
+    o->description = a->description;
+    o->initial_bid = a->initial_bid;
+    o->reserve = a->reserve;
+    o->date_time = a->date_time;
+    o->expires = a->expires;
+    o->seller = a->seller;
+    o->category = a->category;
+    o->extra = a->extra;
+    return 1;
+}
+
+static int q9_bid_in(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    struct q9_row *o = out;
+    o->kind = 1;
+    o->id = b->auction;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = b->price;
+    o->bid_date_time = b->date_time;
+    o->bid_extra = b->extra;
+    return 1;
+}
+
+/* The reference orders by price DESC, dateTime ASC and leaves full ties to
+ * chance; we break them by bidder, then extra, so results are exact. */
+static bool q9_better(const struct q9_bid_kept *a, const struct q9_bid_kept *b)
+{
+    if (a->price != b->price)
+        return a->price > b->price;
+    if (a->date_time != b->date_time)
+        return a->date_time < b->date_time;
+    if (a->bidder != b->bidder)
+        return a->bidder < b->bidder;
+    uint32_t n = a->extra_len < b->extra_len ? a->extra_len : b->extra_len;
+    int cmp = memcmp(a->extra, b->extra, n);
+    return cmp < 0 || (cmp == 0 && a->extra_len < b->extra_len);
+}
+
+/* Offers bid k to the auction's winner if it falls in [date_time, expires]. */
+static int q9_offer(struct spate_ctx *c, const struct q9_states *st,
+                    const struct q9_auction_kept *a, const struct q9_bid_kept *k)
+{
+    if (k->date_time < a->date_time || k->date_time > a->expires)
+        return 0;
+    struct q9_bid_kept best;
+    if (spate_value_get(c, st->best, &best) && !q9_better(k, &best))
+        return 0;
+    return spate_value_put(c, st->best, k);
+}
+
+struct q9_early {
+    struct spate_ctx *c;
+    const struct q9_states *st;
+    const struct q9_auction_kept *a;
+};
+
+static int q9_offer_early(const void *elem, void *fn_arg)
+{
+    struct q9_early *e = fn_arg;
+    struct q9_bid_kept k;
+    memcpy(&k, elem, sizeof(k)); /* list elements need not be aligned */
+    return q9_offer(e->c, e->st, e->a, &k);
+}
+
+static void copy_str(char *dst, uint32_t *len, struct spate_str s)
+{
+    *len = s.len;
+    if (s.len) /* an empty string may have no pointer */
+        memcpy(dst, s.ptr, s.len);
+}
+
+/* Keyed by auction id: keeps the auction and its best bid so far; bids that
+ * come before their auction wait in a list. When the watermark passes the
+ * auction's expiry no bid can join it any more: the winner is final. */
+static int q9_process(struct spate_ctx *c, const void *in, void *arg)
+{
+    const struct q9_states *st = arg;
+    const struct q9_row *r = in;
+    bool closed = false;
+    if (spate_value_get(c, st->closed, &closed))
+        return 0; /* expired: later bids are after its expiry (in-order input) */
+    struct q9_auction_kept a;
+    if (r->kind == 0) {
+        if (r->item_name.len > Q9_ITEM_BYTES || r->description.len > Q9_DESC_BYTES ||
+            r->extra.len > Q9_AUCTION_EXTRA_BYTES)
+            return -E2BIG;
+        if (r->expires <= spate_ctx_watermark(c))
+            return -ERANGE; /* invariant 2 */
+        memset(&a, 0, sizeof(a));
+        a.initial_bid = r->initial_bid;
+        a.reserve = r->reserve;
+        a.date_time = r->date_time;
+        a.expires = r->expires;
+        a.seller = r->seller;
+        a.category = r->category;
+        copy_str(a.item, &a.item_len, r->item_name);
+        copy_str(a.desc, &a.desc_len, r->description);
+        copy_str(a.extra, &a.extra_len, r->extra);
+        int rc = spate_value_put(c, st->auction, &a);
+        if (rc < 0)
+            return rc;
+        struct q9_early e = {c, st, &a};
+        if ((rc = spate_list_iterate(c, st->early, q9_offer_early, &e)) < 0)
+            return rc;
+        spate_state_clear(c, st->early);
+        return spate_timer_register(c, SPATE_EVENT_TIME, r->expires);
+    }
+    if (r->bid_extra.len > Q7_EXTRA_BYTES)
+        return -E2BIG;
+    struct q9_bid_kept k = {.bidder = r->bidder, .price = r->price, .date_time = r->bid_date_time};
+    copy_str(k.extra, &k.extra_len, r->bid_extra);
+    if (!spate_value_get(c, st->auction, &a))
+        return spate_list_add(c, st->early, &k);
+    return q9_offer(c, st, &a, &k);
+}
+
+static int q9_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain, void *arg)
+{
+    (void)time_ms, (void)domain;
+    const struct q9_states *st = arg;
+    struct q9_auction_kept a;
+    struct q9_bid_kept best;
+    int rc = 0;
+    if (spate_value_get(c, st->auction, &a) && spate_value_get(c, st->best, &best)) {
+        int64_t id = key_i64(c);
+        struct q9_row o = {.id = id,
+                           .item_name = {a.item, a.item_len},
+                           .description = {a.desc, a.desc_len},
+                           .initial_bid = a.initial_bid,
+                           .reserve = a.reserve,
+                           .date_time = a.date_time,
+                           .expires = a.expires,
+                           .seller = a.seller,
+                           .category = a.category,
+                           .extra = {a.extra, a.extra_len},
+                           .auction = id,
+                           .bidder = best.bidder,
+                           .price = best.price,
+                           .bid_date_time = best.date_time,
+                           .bid_extra = {best.extra, best.extra_len},
+                           .kind = 2};
+        rc = spate_emit(c, &o);
+    }
+    spate_state_clear(c, st->auction);
+    spate_state_clear(c, st->best);
+    bool closed = true;
+    int rc2 = spate_value_put(c, st->closed, &closed);
+    return rc < 0 ? rc : rc2;
+}
+
+static int q4_final(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct q9_row *r = in;
+    struct q4_win *o = out;
+    o->category = r->category;
+    o->final = r->price;
+    return 1;
+}
+
+/* Keyed by category: sum and count of the final prices; the average (an
+ * integer, as Flink's AVG of BIGINT) is emitted once, at the end of input. */
+static int q4_process(struct spate_ctx *c, const void *in, void *arg)
+{
+    const struct q9_states *st = arg;
+    const struct q4_win *w = in;
+    int64_t acc[2] = {0, 0};
+    spate_value_get(c, st->avg, acc);
+    acc[0] += w->final;
+    acc[1]++;
+    int rc = spate_value_put(c, st->avg, acc);
+    if (rc < 0)
+        return rc;
+    return spate_timer_register(c, SPATE_EVENT_TIME, SPATE_WATERMARK_MAX - 1);
+}
+
+static int q4_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain, void *arg)
+{
+    (void)time_ms, (void)domain;
+    const struct q9_states *st = arg;
+    int64_t acc[2];
+    if (!spate_value_get(c, st->avg, acc) || acc[1] == 0)
+        return 0;
+    struct q4_out o = {.category = key_i64(c), .avg_price = acc[0] / acc[1]};
+    spate_state_clear(c, st->avg);
+    return spate_emit(c, &o);
+}
+
+/* The q9 pipeline: auctions and bids tagged into one stream, keyed by
+ * auction id, winners at expiry. */
+static struct spate_stream *q9_winners(struct spate_job *job, struct nexmark *nx)
+{
+    struct spate_schema *row = nx->query_schema[S_Q9];
+    struct spate_stream *ins[2] = {
+        spate_map(job, "q9-auctions", nexmark_source(job, nx, NEXMARK_AUCTION), row, q9_auction_in,
+                  NULL),
+        spate_map(job, "q9-bids", nexmark_source(job, nx, NEXMARK_BID), row, q9_bid_in, NULL)};
+    struct spate_stream *both = spate_union(job, "q9-union", ins, 2);
+    struct spate_process_fns fns = {q9_process, q9_timer};
+    struct q9_states *st = &nx->q9;
+    struct spate_stream *w =
+        spate_process(job, "q9-winners", spate_key_by_field(job, both, "id"), row, &fns, st);
+    st->auction = spate_value_state(w, "auction", sizeof(struct q9_auction_kept), 0);
+    st->best = spate_value_state(w, "best", sizeof(struct q9_bid_kept), 0);
+    st->early = spate_list_state(w, "early", sizeof(struct q9_bid_kept), 0);
+    st->closed = spate_value_state(w, "closed", sizeof(bool), 0);
+    return w;
+}
+
 /* ---- building --------------------------------------------------------------------------- */
 
 struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, const char *name,
@@ -550,6 +856,12 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
                                    spate_key_by_field(job, auctions, "seller"), -UNBOUNDED_MS,
                                    UNBOUNDED_MS, schema, q3_join, NULL);
     } else if (strcmp(name, "q5") == 0) {
+        /* Panes: a count per auction and 2 s slide (one state update per
+         * bid), then each 10 s window sums its 5 panes (5 updates per pane,
+         * not per bid). A pane result carries its last ms, which lies in
+         * exactly the 5 windows that contain the whole pane. */
+        struct spate_window_spec pane = {
+            .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = HOP_SLIDE_MS};
         struct spate_window_spec hop = {.kind = SPATE_WINDOW_SLIDING,
                                         .domain = SPATE_EVENT_TIME,
                                         .size_ms = WINDOW_10S_MS,
@@ -558,9 +870,15 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
                                             .create = count_create,
                                             .add = count_add,
                                             .result = q5_count_result};
+        struct spate_aggregate_fns sum = {.acc_bytes = sizeof(int64_t),
+                                          .create = count_create,
+                                          .add = q5_sum_add,
+                                          .result = q5_count_result};
         schema = q[S_Q5];
+        struct spate_stream *panes = spate_window_aggregate(
+            job, "q5-panes", spate_key_by_field(job, bids, "auction"), &pane, schema, &count, NULL);
         struct spate_stream *counts = spate_window_aggregate(
-            job, "q5-count", spate_key_by_field(job, bids, "auction"), &hop, schema, &count, NULL);
+            job, "q5-count", spate_key_by_field(job, panes, "auction"), &hop, schema, &sum, NULL);
         /* Counts carry their window's last ms: one slide-sized window each. */
         struct spate_window_spec per_window = {
             .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = HOP_SLIDE_MS};
@@ -599,6 +917,17 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
         tail = spate_join_window(
             job, "q8-join", spate_key_by_field(job, nexmark_source(job, nx, NEXMARK_PERSON), "id"),
             spate_key_by_field(job, sellers, "seller"), &tumble, schema, q8_join, NULL);
+    } else if (strcmp(name, "q9") == 0) {
+        schema = q[S_Q9];
+        tail = q9_winners(job, nx);
+    } else if (strcmp(name, "q4") == 0) {
+        struct spate_stream *finals =
+            spate_map(job, "q4-finals", q9_winners(job, nx), q[S_Q4_WIN], q4_final, NULL);
+        struct spate_process_fns fns = {q4_process, q4_timer};
+        schema = q[S_Q4];
+        tail = spate_process(job, "q4-average", spate_key_by_field(job, finals, "category"), schema,
+                             &fns, &nx->q9);
+        nx->q9.avg = spate_value_state(tail, "avg", 2 * sizeof(int64_t), 0);
     } else if (strcmp(name, "q11") == 0) {
         struct spate_window_spec session = {
             .kind = SPATE_WINDOW_SESSION, .domain = SPATE_EVENT_TIME, .gap_ms = SESSION_GAP_MS};
