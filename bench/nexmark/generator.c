@@ -116,23 +116,25 @@ static struct spate_str pad(const struct nexmark *nx, struct rng *r, uint32_t cu
     if (current >= avg)
         return (struct spate_str){nx->pad, 0};
     uint32_t d = avg - current;
-    uint32_t delta = (uint32_t)lround(0.2 * d);
+    uint32_t delta = (2 * d + 5) / 10; /* round(0.2 d), in integers */
     uint32_t len = d - delta + (uint32_t)rng_below(r, 2 * delta > 0 ? 2 * delta : 1);
     uint64_t at = rng_below(r, PAD_BYTES - len);
     return (struct spate_str){nx->pad + at, len};
 }
 
-/* Log-uniform on [100, 10^8] (the reference's nextPrice). */
+/* Log-uniform on [100, 10^8] (the reference's nextPrice): 100 * 10^(6u),
+ * as exp(6u ln 10), which costs half of pow. */
 static int64_t price(struct rng *r)
 {
-    return (int64_t)llround(pow(10.0, rng_unit(r) * 6.0) * 100.0);
+    return (int64_t)(exp(rng_unit(r) * 13.815510557964274) * 100.0 + 0.5);
 }
 
 /* ---- ids and time ------------------------------------------------------------ */
 
 static inline int64_t event_time_ms(const struct nexmark *nx, uint64_t e)
 {
-    return nx->o.base_time_ms + (int64_t)((unsigned __int128)e * 1000 / nx->o.rate_per_s);
+    /* e * 1000 fits in 64 bits for any stream shorter than 1.8e16 events. */
+    return nx->o.base_time_ms + (int64_t)(e * 1000 / nx->o.rate_per_s);
 }
 
 static inline int64_t last_person(uint64_t e)
@@ -238,8 +240,8 @@ static void gen_bid(const struct nexmark *nx, uint64_t e, struct rng *r, struct 
     b->price = price(r);
     if (rng_below(r, 2) == 0) {
         uint32_t i = (uint32_t)rng_below(r, HOT_CHANNELS);
-        b->channel = (struct spate_str){hot_channels[i], (uint32_t)strlen(hot_channels[i])};
-        b->url = (struct spate_str){hot_urls[i], (uint32_t)strlen(hot_urls[i])};
+        b->channel = nx->hot_channel[i];
+        b->url = nx->hot_url[i];
     } else {
         uint32_t i = (uint32_t)rng_below(r, CHANNELS);
         b->channel = nx->channel[i];
@@ -460,6 +462,10 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
             full_name_len[f * 9 + l] = (uint8_t)n;
         }
     build_channels(nx);
+    for (int i = 0; i < HOT_CHANNELS; i++) {
+        nx->hot_channel[i] = (struct spate_str){hot_channels[i], (uint32_t)strlen(hot_channels[i])};
+        nx->hot_url[i] = (struct spate_str){hot_urls[i], (uint32_t)strlen(hot_urls[i])};
+    }
     build_schemas(nx);
     int rc = sp_nexmark_query_schemas(nx);
     if (rc < 0) {

@@ -11,6 +11,7 @@
 #define CHANNELS              10000
 #define PAD_BYTES             (1u << 20) /* the padding text: 1 MiB of lowercase letters */
 #define URL_BYTES_MAX         96
+#define HOT_CHANNELS          4
 #define NEXMARK_QUERY_SCHEMAS 16
 
 struct shard_scratch {
@@ -43,6 +44,8 @@ struct nexmark {
     char *channel_text;                                       /* channel names and URLs */
     struct spate_str channel[CHANNELS];
     struct spate_str url[CHANNELS];
+    struct spate_str hot_channel[HOT_CHANNELS];
+    struct spate_str hot_url[HOT_CHANNELS];
     struct shard_scratch *scratch; /* one per shard, written by that shard only */
     struct q7_states q7;
     struct q9_states q9;
