@@ -342,6 +342,36 @@ struct spate_stream *nexmark_source(struct spate_job *job, struct nexmark *nx,
     return spate_source_generator(job, names[type], nx->schema[type], fns[type], nx, &go);
 }
 
+static int gen_mixed_fn(struct spate_gen_ctx *g, uint64_t index, void *out, void *arg)
+{
+    const struct mixed_source *m = arg;
+    struct nexmark *nx = m->nx;
+    uint32_t shard = spate_gen_shard(g);
+    uint64_t e;
+    if (!index_to_event(nx, shard, index, &e) || !(m->kinds & (1u << type_of(e))))
+        return 0;
+    union nexmark_event ev;
+    enum nexmark_type type = nexmark_event(nx, e, &ev, nx->scratch[shard].buf);
+    return m->convert(type, &ev, out);
+}
+
+struct spate_stream *nexmark_source_mixed(struct spate_job *job, struct nexmark *nx, unsigned kinds,
+                                          const struct spate_schema *schema,
+                                          nexmark_convert_fn convert)
+{
+    if (nx->n_mixed == NEXMARK_MIXED_SOURCES_MAX)
+        return NULL;
+    struct mixed_source *m = &nx->mixed[nx->n_mixed++];
+    *m = (struct mixed_source){nx, kinds, convert};
+    struct spate_generator_opts go = {
+        .count = nx->per_split * nx->o.shard_count,
+        .seed = nx->o.seed,
+        .timestamp_field = "date_time",
+        .out_of_orderness_ms = nx->o.out_of_orderness_ms,
+    };
+    return spate_source_generator(job, "events", schema, gen_mixed_fn, m, &go);
+}
+
 int nexmark_shard_tid(const struct nexmark *nx, uint32_t shard)
 {
     return shard < nx->o.shard_count ? __atomic_load_n(&nx->scratch[shard].tid, __ATOMIC_RELAXED)

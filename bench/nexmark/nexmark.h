@@ -104,6 +104,19 @@ struct spate_stream *nexmark_source(struct spate_job *job, struct nexmark *nx,
                                     enum nexmark_type type);
 
 /*
+ * One source of several kinds in event order (the reference's single event
+ * stream): `kinds` is a bit mask (1 << NEXMARK_PERSON, ...), and `convert`
+ * writes event `ev` of kind `type` into `out` (a zeroed record of
+ * `schema`); it returns 1 to emit, 0 to skip. Two sources of one kind each
+ * would run at their own pace, so that records of one kind wait in state
+ * for the other; one source keeps them in step.
+ */
+typedef int (*nexmark_convert_fn)(enum nexmark_type type, const union nexmark_event *ev, void *out);
+struct spate_stream *nexmark_source_mixed(struct spate_job *job, struct nexmark *nx, unsigned kinds,
+                                          const struct spate_schema *schema,
+                                          nexmark_convert_fn convert);
+
+/*
  * Writes person.csv, auction.csv and bid.csv (with a header line, columns
  * as the structs above) into directory `dir` (which must exist). Returns 0
  * or -errno.

@@ -31,8 +31,17 @@ struct q9_states {
     int auction; /* value: the auction, strings copied */
     int best;    /* value: its best bid so far */
     int early;   /* list: bids that came before their auction */
-    int closed;  /* value: the auction expired and its winner went out */
+    int meta;    /* value: the auction's start, expiry and whether it closed */
     int avg;     /* q4: value {sum, count} per category */
+};
+
+#define NEXMARK_MIXED_SOURCES_MAX 4
+
+/* A source of several kinds (nexmark_source_mixed): the generator's arg. */
+struct mixed_source {
+    struct nexmark *nx;
+    unsigned kinds;
+    nexmark_convert_fn convert;
 };
 
 struct nexmark {
@@ -47,6 +56,8 @@ struct nexmark {
     struct spate_str hot_channel[HOT_CHANNELS];
     struct spate_str hot_url[HOT_CHANNELS];
     struct shard_scratch *scratch; /* one per shard, written by that shard only */
+    struct mixed_source mixed[NEXMARK_MIXED_SOURCES_MAX];
+    uint32_t n_mixed;
     struct q7_states q7;
     struct q9_states q9;
 };

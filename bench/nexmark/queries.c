@@ -599,38 +599,45 @@ struct q9_auction_kept {
     char extra[Q9_AUCTION_EXTRA_BYTES];
 };
 
+/* What a bid needs of its auction: read on every bid, so kept small. */
+struct q9_meta {
+    int64_t date_time;
+    int64_t expires;
+    int32_t closed; /* expired and its winner went out */
+};
+
 struct q9_bid_kept {
     int64_t bidder, price, date_time;
     uint32_t extra_len;
     char extra[Q7_EXTRA_BYTES];
 };
 
-static int q9_auction_in(struct spate_ctx *c, const void *in, void *out, void *arg)
+/* Auctions and bids as q9 rows; a bid's date_time is its own (the
+ * source's event time), its auction columns stay empty. */
+static int q9_convert(enum nexmark_type type, const union nexmark_event *ev, void *out)
 {
-    (void)c, (void)arg;
-    const struct nexmark_auction *a = in;
     struct q9_row *o = out;
-    o->kind = 0;
-    o->id = a->id;
-    o->item_name = a->item_name;
-    o->description = a->description;
-    o->initial_bid = a->initial_bid;
-    o->reserve = a->reserve;
-    o->date_time = a->date_time;
-    o->expires = a->expires;
-    o->seller = a->seller;
-    o->category = a->category;
-    o->extra = a->extra;
-    return 1;
-}
-
-static int q9_bid_in(struct spate_ctx *c, const void *in, void *out, void *arg)
-{
-    (void)c, (void)arg;
-    const struct nexmark_bid *b = in;
-    struct q9_row *o = out;
+    if (type == NEXMARK_AUCTION) {
+        const struct nexmark_auction *a = &ev->auction;
+        o->kind = 0;
+        o->id = a->id;
+        o->item_name = a->item_name;
+        o->description = a->description;
+        o->initial_bid = a->initial_bid;
+        o->reserve = a->reserve;
+        o->date_time = a->date_time;
+        o->expires = a->expires;
+        o->seller = a->seller;
+        o->category = a->category;
+        o->extra = a->extra;
+        return 1;
+    }
+    if (type != NEXMARK_BID)
+        return 0;
+    const struct nexmark_bid *b = &ev->bid;
     o->kind = 1;
     o->id = b->auction;
+    o->date_time = b->date_time;
     o->auction = b->auction;
     o->bidder = b->bidder;
     o->price = b->price;
@@ -655,8 +662,8 @@ static bool q9_better(const struct q9_bid_kept *a, const struct q9_bid_kept *b)
 }
 
 /* Offers bid k to the auction's winner if it falls in [date_time, expires]. */
-static int q9_offer(struct spate_ctx *c, const struct q9_states *st,
-                    const struct q9_auction_kept *a, const struct q9_bid_kept *k)
+static int q9_offer(struct spate_ctx *c, const struct q9_states *st, const struct q9_meta *a,
+                    const struct q9_bid_kept *k)
 {
     if (k->date_time < a->date_time || k->date_time > a->expires)
         return 0;
@@ -669,7 +676,7 @@ static int q9_offer(struct spate_ctx *c, const struct q9_states *st,
 struct q9_early {
     struct spate_ctx *c;
     const struct q9_states *st;
-    const struct q9_auction_kept *a;
+    const struct q9_meta *a;
 };
 
 static int q9_offer_early(const void *elem, void *fn_arg)
@@ -694,16 +701,17 @@ static int q9_process(struct spate_ctx *c, const void *in, void *arg)
 {
     const struct q9_states *st = arg;
     const struct q9_row *r = in;
-    bool closed = false;
-    if (spate_value_get(c, st->closed, &closed))
+    struct q9_meta m;
+    bool known = spate_value_get(c, st->meta, &m);
+    if (known && m.closed)
         return 0; /* expired: later bids are after its expiry (in-order input) */
-    struct q9_auction_kept a;
     if (r->kind == 0) {
         if (r->item_name.len > Q9_ITEM_BYTES || r->description.len > Q9_DESC_BYTES ||
             r->extra.len > Q9_AUCTION_EXTRA_BYTES)
             return -E2BIG;
         if (r->expires <= spate_ctx_watermark(c))
             return -ERANGE; /* invariant 2 */
+        struct q9_auction_kept a;
         memset(&a, 0, sizeof(a));
         a.initial_bid = r->initial_bid;
         a.reserve = r->reserve;
@@ -714,10 +722,13 @@ static int q9_process(struct spate_ctx *c, const void *in, void *arg)
         copy_str(a.item, &a.item_len, r->item_name);
         copy_str(a.desc, &a.desc_len, r->description);
         copy_str(a.extra, &a.extra_len, r->extra);
+        m = (struct q9_meta){.date_time = r->date_time, .expires = r->expires, .closed = 0};
         int rc = spate_value_put(c, st->auction, &a);
+        if (rc == 0)
+            rc = spate_value_put(c, st->meta, &m);
         if (rc < 0)
             return rc;
-        struct q9_early e = {c, st, &a};
+        struct q9_early e = {c, st, &m};
         if ((rc = spate_list_iterate(c, st->early, q9_offer_early, &e)) < 0)
             return rc;
         spate_state_clear(c, st->early);
@@ -727,9 +738,9 @@ static int q9_process(struct spate_ctx *c, const void *in, void *arg)
         return -E2BIG;
     struct q9_bid_kept k = {.bidder = r->bidder, .price = r->price, .date_time = r->bid_date_time};
     copy_str(k.extra, &k.extra_len, r->bid_extra);
-    if (!spate_value_get(c, st->auction, &a))
+    if (!known)
         return spate_list_add(c, st->early, &k);
-    return q9_offer(c, st, &a, &k);
+    return q9_offer(c, st, &m, &k);
 }
 
 static int q9_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain, void *arg)
@@ -761,8 +772,8 @@ static int q9_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain
     }
     spate_state_clear(c, st->auction);
     spate_state_clear(c, st->best);
-    bool closed = true;
-    int rc2 = spate_value_put(c, st->closed, &closed);
+    struct q9_meta m = {.closed = 1};
+    int rc2 = spate_value_put(c, st->meta, &m);
     return rc < 0 ? rc : rc2;
 }
 
@@ -804,16 +815,14 @@ static int q4_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain
     return spate_emit(c, &o);
 }
 
-/* The q9 pipeline: auctions and bids tagged into one stream, keyed by
+/* The q9 pipeline: auctions and bids from one source in event order (two
+ * sources would drift apart and park bids in the early lists), keyed by
  * auction id, winners at expiry. */
 static struct spate_stream *q9_winners(struct spate_job *job, struct nexmark *nx)
 {
     struct spate_schema *row = nx->query_schema[S_Q9];
-    struct spate_stream *ins[2] = {
-        spate_map(job, "q9-auctions", nexmark_source(job, nx, NEXMARK_AUCTION), row, q9_auction_in,
-                  NULL),
-        spate_map(job, "q9-bids", nexmark_source(job, nx, NEXMARK_BID), row, q9_bid_in, NULL)};
-    struct spate_stream *both = spate_union(job, "q9-union", ins, 2);
+    struct spate_stream *both =
+        nexmark_source_mixed(job, nx, 1u << NEXMARK_AUCTION | 1u << NEXMARK_BID, row, q9_convert);
     struct spate_process_fns fns = {q9_process, q9_timer};
     struct q9_states *st = &nx->q9;
     struct spate_stream *w =
@@ -821,7 +830,7 @@ static struct spate_stream *q9_winners(struct spate_job *job, struct nexmark *nx
     st->auction = spate_value_state(w, "auction", sizeof(struct q9_auction_kept), 0);
     st->best = spate_value_state(w, "best", sizeof(struct q9_bid_kept), 0);
     st->early = spate_list_state(w, "early", sizeof(struct q9_bid_kept), 0);
-    st->closed = spate_value_state(w, "closed", sizeof(bool), 0);
+    st->meta = spate_value_state(w, "meta", sizeof(struct q9_meta), 0);
     return w;
 }
 
