@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "core/hist.h"
 #include "bench/nexmark/nexmark.h"
 #include "shards/shard.h"
 #include "spate/job.h"
@@ -32,23 +33,37 @@
 #define SAMPLE_INTERVAL_MS 50
 
 struct per_shard {
-    uint64_t results;   /* written by its shard only */
-    uint64_t cpu_ticks; /* last sample of the shard thread's utime + stime */
-    char pad[48];
+    struct sp_hist *latency_us; /* written by its shard only */
+    uint64_t results;           /* written by its shard only */
+    uint64_t cpu_ticks;         /* last sample of the shard thread's utime + stime */
+    char pad[40];
 };
 
 struct run {
     struct nexmark *nx;
     uint32_t shards;
+    bool real_time;
     struct per_shard shard[SPATE_SHARDS_MAX];
     atomic_bool done;
 };
 
+/* Counts results; in real time also their latency: the wall clock now
+ * minus the result's event time (a window result carries its window's last
+ * ms, so this is the delay after the window closed; a stateless result
+ * carries its event's time, i.e. when it was generated). */
 static int blackhole(struct spate_ctx *c, const void *in, void *arg)
 {
     (void)in;
     struct run *r = arg;
-    r->shard[spate_ctx_shard(c)].results++;
+    struct per_shard *ps = &r->shard[spate_ctx_shard(c)];
+    ps->results++;
+    if (r->real_time) { /* throttled: the clock read per result is affordable */
+        struct timespec t;
+        clock_gettime(CLOCK_REALTIME, &t);
+        int64_t lat_us =
+            (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000 - spate_ctx_timestamp(c) * 1000;
+        sp_hist_record(ps->latency_us, lat_us > 0 ? (uint64_t)lat_us : 0);
+    }
     return 0;
 }
 
@@ -101,12 +116,17 @@ int main(int argc, char **argv)
 {
     const char *query = "q0", *backend = NULL, *export_dir = NULL;
     uint64_t events = 10000000, rate = 10000000, seed = 42;
-    long shards = 2, checkpoint_ms = 0;
+    long shards = 2, checkpoint_ms = 0, watermark_lag_ms = 4000;
+    bool real_time = false;
     char **rest = calloc((size_t)argc + 1, sizeof(char *));
     int nrest = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--real-time") == 0) {
+            real_time = true;
+            continue;
+        }
         if (i > 0 && a[0] == '-' && a[1] == '-' && strcmp(a, "--help") != 0 &&
             strcmp(a, "--config") != 0 && strcmp(a, "--define") != 0 &&
             strcmp(a, "--seconds") != 0) {
@@ -126,6 +146,8 @@ int main(int argc, char **argv)
                 checkpoint_ms = strtol(v, NULL, 10);
             else if (strcmp(a, "--state-backend") == 0)
                 backend = v;
+            else if (strcmp(a, "--watermark-lag") == 0)
+                watermark_lag_ms = strtol(v, NULL, 10);
             else if (strcmp(a, "--export-csv") == 0)
                 export_dir = v;
             else {
@@ -166,8 +188,10 @@ int main(int argc, char **argv)
     bench_args_parse(&a, nrest, rest,
                      "usage: spate-bench-nexmark [--query q0|q1|q2|q3|q5|q7|q8|q11] [--events N]\n"
                      "  [--shards N] [--rate EVENTS_PER_S] [--seed N] [--checkpoint-interval MS]\n"
-                     "  [--state-backend memory|rocksdb] [--export-csv DIR] [options]\n"
-                     "--rate is the event-time rate of the stream (not a throttle).\n",
+                     "  [--state-backend memory|rocksdb] [--export-csv DIR] [--real-time]\n"
+                     "  [--watermark-lag MS] [options]\n"
+                     "--rate is the event-time rate of the stream; with --real-time the sources\n"
+                     "also run at that rate on the wall clock and latencies are printed.\n",
                      defaults, 0);
     free(rest);
     size_t used = 0;
@@ -177,8 +201,15 @@ int main(int argc, char **argv)
 
     struct run *r = calloc(1, sizeof(*r));
     r->shards = a.opts.shard_count;
-    struct nexmark_opts no = {
-        .events = events, .seed = seed, .rate_per_s = rate, .shard_count = r->shards};
+    r->real_time = real_time;
+    for (uint32_t s = 0; s < r->shards; s++)
+        sp_hist_create(&r->shard[s].latency_us);
+    struct nexmark_opts no = {.events = events,
+                              .seed = seed,
+                              .rate_per_s = rate,
+                              .shard_count = r->shards,
+                              .out_of_orderness_ms = watermark_lag_ms > 0 ? watermark_lag_ms : -1,
+                              .real_time = real_time};
     int rc = nexmark_create(&no, &r->nx);
     if (rc < 0)
         usage_exit(strerror(-rc));
@@ -187,6 +218,8 @@ int main(int argc, char **argv)
         if (rc < 0)
             fprintf(stderr, "spate-bench-nexmark: error: %s: %s\n", export_dir, strerror(-rc));
         nexmark_destroy(r->nx);
+        for (uint32_t s = 0; s < r->shards; s++)
+            sp_hist_destroy(r->shard[s].latency_us);
         free(r);
         bench_args_fini(&a);
         return rc < 0 ? 1 : 0;
@@ -243,6 +276,19 @@ int main(int argc, char **argv)
         printf("%s: %.2f M events per CPU-second (process CPU time, all threads)\n", query,
                (double)events / cpu / 1e6);
         printf("peak memory (max RSS): %.1f MiB\n", (double)ru1.ru_maxrss / 1024.0);
+        if (real_time) {
+            struct sp_hist *all;
+            sp_hist_create(&all);
+            for (uint32_t s = 0; s < r->shards; s++)
+                sp_hist_merge(all, r->shard[s].latency_us);
+            printf("latency (result emitted - its event time; windows: - window end), watermark "
+                   "lag %ld ms, ms: p50=%.3f p99=%.3f p99.9=%.3f max=%.3f (%llu sampled)\n",
+                   watermark_lag_ms, (double)sp_hist_percentile(all, 50) / 1e3,
+                   (double)sp_hist_percentile(all, 99) / 1e3,
+                   (double)sp_hist_percentile(all, 99.9) / 1e3, (double)sp_hist_max(all) / 1e3,
+                   (unsigned long long)sp_hist_count(all));
+            sp_hist_destroy(all);
+        }
         struct spate_checkpoint_stats cs;
         if (checkpoint_ms > 0 && spate_job_checkpoint_stats(job, &cs) == 0) {
             uint64_t max_ns = 0, bytes = 0;
@@ -260,6 +306,8 @@ int main(int argc, char **argv)
     bench_print_rerun(&a);
     spate_job_destroy(job);
     nexmark_destroy(r->nx);
+    for (uint32_t s = 0; s < r->shards; s++)
+        sp_hist_destroy(r->shard[s].latency_us);
     free(r);
     bench_args_fini(&a);
     if (ckpt_dir[0]) {

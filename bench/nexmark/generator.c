@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Proportions (of 50) and id layout, as in the reference. */
@@ -338,6 +339,7 @@ struct spate_stream *nexmark_source(struct spate_job *job, struct nexmark *nx,
         .seed = nx->o.seed,
         .timestamp_field = "date_time",
         .out_of_orderness_ms = nx->o.out_of_orderness_ms,
+        .rate_per_s = nx->o.real_time ? (double)nx->o.rate_per_s : 0,
     };
     return spate_source_generator(job, names[type], nx->schema[type], fns[type], nx, &go);
 }
@@ -368,6 +370,7 @@ struct spate_stream *nexmark_source_mixed(struct spate_job *job, struct nexmark 
         .seed = nx->o.seed,
         .timestamp_field = "date_time",
         .out_of_orderness_ms = nx->o.out_of_orderness_ms,
+        .rate_per_s = nx->o.real_time ? (double)nx->o.rate_per_s : 0,
     };
     return spate_source_generator(job, "events", schema, gen_mixed_fn, m, &go);
 }
@@ -467,10 +470,17 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
     nx->o = *opts;
     if (nx->o.rate_per_s == 0)
         nx->o.rate_per_s = 10000000;
-    if (nx->o.base_time_ms == 0)
+    if (nx->o.base_time_ms == 0 && nx->o.real_time) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        nx->o.base_time_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    } else if (nx->o.base_time_ms == 0) {
         nx->o.base_time_ms = 1767225600000LL; /* 2026-01-01T00:00:00Z */
+    }
     if (nx->o.out_of_orderness_ms == 0)
         nx->o.out_of_orderness_ms = 4000;
+    else if (nx->o.out_of_orderness_ms < 0)
+        nx->o.out_of_orderness_ms = 0;
     nx->per_split = (nx->o.events + nx->o.shard_count - 1) / nx->o.shard_count;
     nx->pad = malloc(PAD_BYTES);
     nx->channel_text = malloc((size_t)CHANNELS * (16 + URL_BYTES_MAX));

@@ -28,6 +28,7 @@
 #ifndef SP_NEXMARK_H
 #define SP_NEXMARK_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "spate/job.h"
@@ -75,7 +76,11 @@ struct nexmark_opts {
     uint64_t rate_per_s;         /* event-time rate (not a throttle); default 10,000,000 */
     int64_t base_time_ms;        /* event time of event 0; default 2026-01-01 */
     uint32_t shard_count;        /* shards of the job the sources run in (>= 1) */
-    int64_t out_of_orderness_ms; /* watermark lag; default 4000 (Flink's DDL) */
+    int64_t out_of_orderness_ms; /* watermark lag; default 4000 (Flink's DDL); <0: 0 ms */
+    /* Real time: the sources also run at rate_per_s on the wall clock and
+     * event time starts at the wall clock (when base_time_ms is 0), so that
+     * event time tracks processing time and latencies mean something. */
+    bool real_time;
 };
 
 struct nexmark;
