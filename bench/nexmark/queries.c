@@ -78,6 +78,15 @@ struct q7_out {
     struct spate_str extra;
 };
 
+/* q8's input: a person (kind 0: id, name) or an auction (kind 1: id = its
+ * seller), from one source. */
+struct q8_row {
+    int64_t id;
+    struct spate_str name;
+    int64_t date_time;
+    int32_t kind;
+};
+
 struct q8_seller {
     int64_t seller;
     int64_t window_start;
@@ -136,6 +145,7 @@ enum {
     S_Q7_CAND,
     S_Q7,
     S_Q8_SELLER,
+    S_Q8_ROW,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -158,6 +168,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q7", sizeof(struct q7_out), &q[S_Q7]) < 0 ||
         spate_schema_create("q8_seller", sizeof(struct q8_seller), &q[S_Q8_SELLER]) < 0 ||
         spate_schema_create("q8", sizeof(struct q8_out), &q[S_Q8]) < 0 ||
+        spate_schema_create("q8_row", sizeof(struct q8_row), &q[S_Q8_ROW]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -191,6 +202,10 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q8_ROW], struct q8_row, id, I64);
+    FIELD(q[S_Q8_ROW], struct q8_row, name, STRING);
+    FIELD(q[S_Q8_ROW], struct q8_row, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q8_ROW], struct q8_row, kind, I32);
     FIELD(q[S_Q8], struct q8_out, id, I64);
     FIELD(q[S_Q8], struct q8_out, name, STRING);
     FIELD(q[S_Q8], struct q8_out, starttime, TIMESTAMP_MS);
@@ -553,10 +568,39 @@ static int q8_seller_result(struct spate_ctx *c, const struct spate_window *w, c
     return 1;
 }
 
+static int q8_convert(enum nexmark_type type, const union nexmark_event *ev, void *out)
+{
+    struct q8_row *o = out;
+    if (type == NEXMARK_PERSON) {
+        o->kind = 0;
+        o->id = ev->person.id;
+        o->name = ev->person.name;
+        o->date_time = ev->person.date_time;
+        return 1;
+    }
+    if (type != NEXMARK_AUCTION)
+        return 0;
+    o->kind = 1;
+    o->id = ev->auction.seller;
+    o->date_time = ev->auction.date_time;
+    return 1;
+}
+
+static bool q8_is_person(struct spate_ctx *c, const void *in, void *arg)
+{
+    (void)c, (void)arg;
+    return ((const struct q8_row *)in)->kind == 0;
+}
+
+static bool q8_is_auction(struct spate_ctx *c, const void *in, void *arg)
+{
+    return !q8_is_person(c, in, arg);
+}
+
 static int q8_join(struct spate_ctx *c, const void *left, const void *right, void *out, void *arg)
 {
     (void)c, (void)arg;
-    const struct nexmark_person *p = left;
+    const struct q8_row *p = left;
     const struct q8_seller *s = right;
     struct q8_out *o = out;
     o->id = p->id;
@@ -918,14 +962,18 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
                                            .create = count_create,
                                            .add = count_add,
                                            .result = q8_seller_result};
-        struct spate_stream *sellers = spate_window_aggregate(
-            job, "q8-sellers",
-            spate_key_by_field(job, nexmark_source(job, nx, NEXMARK_AUCTION), "seller"), &tumble,
-            q[S_Q8_SELLER], &once, NULL);
+        struct spate_stream *events = nexmark_source_mixed(
+            job, nx, 1u << NEXMARK_PERSON | 1u << NEXMARK_AUCTION, q[S_Q8_ROW], q8_convert);
+        struct spate_stream *auctions =
+            spate_filter(job, "q8-auctions", events, q8_is_auction, NULL);
+        struct spate_stream *people = spate_filter(job, "q8-people", events, q8_is_person, NULL);
+        struct spate_stream *sellers =
+            spate_window_aggregate(job, "q8-sellers", spate_key_by_field(job, auctions, "id"),
+                                   &tumble, q[S_Q8_SELLER], &once, NULL);
         schema = q[S_Q8];
-        tail = spate_join_window(
-            job, "q8-join", spate_key_by_field(job, nexmark_source(job, nx, NEXMARK_PERSON), "id"),
-            spate_key_by_field(job, sellers, "seller"), &tumble, schema, q8_join, NULL);
+        tail = spate_join_window(job, "q8-join", spate_key_by_field(job, people, "id"),
+                                 spate_key_by_field(job, sellers, "seller"), &tumble, schema,
+                                 q8_join, NULL);
     } else if (strcmp(name, "q9") == 0) {
         schema = q[S_Q9];
         tail = q9_winners(job, nx);
