@@ -137,6 +137,19 @@ struct q4_out {
     int64_t avg_price;
 };
 
+/* q3's input from one source: a person (kind 0: id, name, city, state) or
+ * an auction (kind 1: id = its seller, auction = its id, category). */
+struct q3_row {
+    int64_t id;
+    struct spate_str name;
+    struct spate_str city;
+    struct spate_str state;
+    int64_t auction;
+    int64_t category;
+    int64_t date_time;
+    int32_t kind;
+};
+
 enum {
     S_Q1,
     S_Q2,
@@ -146,6 +159,7 @@ enum {
     S_Q7,
     S_Q8_SELLER,
     S_Q8_ROW,
+    S_Q3_ROW,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -169,6 +183,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q8_seller", sizeof(struct q8_seller), &q[S_Q8_SELLER]) < 0 ||
         spate_schema_create("q8", sizeof(struct q8_out), &q[S_Q8]) < 0 ||
         spate_schema_create("q8_row", sizeof(struct q8_row), &q[S_Q8_ROW]) < 0 ||
+        spate_schema_create("q3_row", sizeof(struct q3_row), &q[S_Q3_ROW]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -202,6 +217,14 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q3_ROW], struct q3_row, id, I64);
+    FIELD(q[S_Q3_ROW], struct q3_row, name, STRING);
+    FIELD(q[S_Q3_ROW], struct q3_row, city, STRING);
+    FIELD(q[S_Q3_ROW], struct q3_row, state, STRING);
+    FIELD(q[S_Q3_ROW], struct q3_row, auction, I64);
+    FIELD(q[S_Q3_ROW], struct q3_row, category, I64);
+    FIELD(q[S_Q3_ROW], struct q3_row, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q3_ROW], struct q3_row, kind, I32);
     FIELD(q[S_Q8_ROW], struct q8_row, id, I64);
     FIELD(q[S_Q8_ROW], struct q8_row, name, STRING);
     FIELD(q[S_Q8_ROW], struct q8_row, date_time, TIMESTAMP_MS);
@@ -283,11 +306,33 @@ static int q2_map(struct spate_ctx *c, const void *in, void *out, void *arg)
 
 /* ---- q3: local item suggestion ------------------------------------------------------- */
 
+static int q3_convert(enum nexmark_type type, const union nexmark_event *ev, void *out)
+{
+    struct q3_row *o = out;
+    if (type == NEXMARK_PERSON) {
+        o->kind = 0;
+        o->id = ev->person.id;
+        o->name = ev->person.name;
+        o->city = ev->person.city;
+        o->state = ev->person.state;
+        o->date_time = ev->person.date_time;
+        return 1;
+    }
+    if (type != NEXMARK_AUCTION)
+        return 0;
+    o->kind = 1;
+    o->id = ev->auction.seller;
+    o->auction = ev->auction.id;
+    o->category = ev->auction.category;
+    o->date_time = ev->auction.date_time;
+    return 1;
+}
+
 static bool q3_person_filter(struct spate_ctx *c, const void *in, void *arg)
 {
     (void)c, (void)arg;
-    const struct nexmark_person *p = in;
-    return p->state.len == 2 &&
+    const struct q3_row *p = in;
+    return p->kind == 0 && p->state.len == 2 &&
            (memcmp(p->state.ptr, "OR", 2) == 0 || memcmp(p->state.ptr, "ID", 2) == 0 ||
             memcmp(p->state.ptr, "CA", 2) == 0);
 }
@@ -295,19 +340,20 @@ static bool q3_person_filter(struct spate_ctx *c, const void *in, void *arg)
 static bool q3_auction_filter(struct spate_ctx *c, const void *in, void *arg)
 {
     (void)c, (void)arg;
-    return ((const struct nexmark_auction *)in)->category == 10;
+    const struct q3_row *a = in;
+    return a->kind == 1 && a->category == 10;
 }
 
 static int q3_join(struct spate_ctx *c, const void *left, const void *right, void *out, void *arg)
 {
     (void)c, (void)arg;
-    const struct nexmark_person *p = left;
-    const struct nexmark_auction *a = right;
+    const struct q3_row *p = left;
+    const struct q3_row *a = right;
     struct q3_out *o = out;
     o->name = p->name;
     o->city = p->city;
     o->state = p->state;
-    o->id = a->id;
+    o->id = a->auction;
     return 1;
 }
 
@@ -900,13 +946,15 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
         schema = q[S_Q2];
         tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
     } else if (strcmp(name, "q3") == 0) {
-        struct spate_stream *people = spate_filter(
-            job, "q3-people", nexmark_source(job, nx, NEXMARK_PERSON), q3_person_filter, NULL);
-        struct spate_stream *auctions = spate_filter(
-            job, "q3-auctions", nexmark_source(job, nx, NEXMARK_AUCTION), q3_auction_filter, NULL);
+        struct spate_stream *events = nexmark_source_mixed(
+            job, nx, 1u << NEXMARK_PERSON | 1u << NEXMARK_AUCTION, q[S_Q3_ROW], q3_convert);
+        struct spate_stream *people =
+            spate_filter(job, "q3-people", events, q3_person_filter, NULL);
+        struct spate_stream *auctions =
+            spate_filter(job, "q3-auctions", events, q3_auction_filter, NULL);
         schema = q[S_Q3];
         tail = spate_join_interval(job, "q3-join", spate_key_by_field(job, people, "id"),
-                                   spate_key_by_field(job, auctions, "seller"), -UNBOUNDED_MS,
+                                   spate_key_by_field(job, auctions, "id"), -UNBOUNDED_MS,
                                    UNBOUNDED_MS, schema, q3_join, NULL);
     } else if (strcmp(name, "q5") == 0) {
         /* Panes: a count per auction and 2 s slide (one state update per
