@@ -27,8 +27,8 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3",  "q4", "q5",
-                                       "q7", "q8", "q9", "q11", NULL};
+const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3",  "q4",  "q5",
+                                       "q7", "q8", "q9", "q11", "q14", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -137,6 +137,16 @@ struct q4_out {
     int64_t avg_price;
 };
 
+struct q14_out {
+    int64_t auction;
+    int64_t bidder;
+    double price;
+    struct spate_str bid_time_type;
+    int64_t date_time;
+    struct spate_str extra;
+    int64_t c_counts;
+};
+
 /* q3's input from one source: a person (kind 0: id, name, city, state) or
  * an auction (kind 1: id = its seller, auction = its id, category). */
 struct q3_row {
@@ -160,6 +170,7 @@ enum {
     S_Q8_SELLER,
     S_Q8_ROW,
     S_Q3_ROW,
+    S_Q14,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -184,6 +195,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q8", sizeof(struct q8_out), &q[S_Q8]) < 0 ||
         spate_schema_create("q8_row", sizeof(struct q8_row), &q[S_Q8_ROW]) < 0 ||
         spate_schema_create("q3_row", sizeof(struct q3_row), &q[S_Q3_ROW]) < 0 ||
+        spate_schema_create("q14", sizeof(struct q14_out), &q[S_Q14]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -217,6 +229,13 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q14], struct q14_out, auction, I64);
+    FIELD(q[S_Q14], struct q14_out, bidder, I64);
+    FIELD(q[S_Q14], struct q14_out, price, F64);
+    FIELD(q[S_Q14], struct q14_out, bid_time_type, STRING);
+    FIELD(q[S_Q14], struct q14_out, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q14], struct q14_out, extra, STRING);
+    FIELD(q[S_Q14], struct q14_out, c_counts, I64);
     FIELD(q[S_Q3_ROW], struct q3_row, id, I64);
     FIELD(q[S_Q3_ROW], struct q3_row, name, STRING);
     FIELD(q[S_Q3_ROW], struct q3_row, city, STRING);
@@ -301,6 +320,38 @@ static int q2_map(struct spate_ctx *c, const void *in, void *out, void *arg)
     struct q2_out *o = out;
     o->auction = b->auction;
     o->price = b->price;
+    return 1;
+}
+
+/* ---- q14: calculation ------------------------------------------------------------------- */
+
+/* Bids of 1M-50M euros, with the hour of day classified (UTC) and the 'c'
+ * characters of extra counted (the reference's count_char UDF). */
+static int q14_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    double euros = 0.908 * (double)b->price;
+    if (!(euros > 1000000 && euros < 50000000))
+        return 0;
+    struct q14_out *o = out;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = euros;
+    int64_t hour = b->date_time / 3600000 % 24; /* event times are positive */
+    static const char day[] = "dayTime", night[] = "nightTime", other[] = "otherTime";
+    if (hour >= 8 && hour <= 18)
+        o->bid_time_type = (struct spate_str){day, sizeof(day) - 1};
+    else if (hour <= 6 || hour >= 20)
+        o->bid_time_type = (struct spate_str){night, sizeof(night) - 1};
+    else
+        o->bid_time_type = (struct spate_str){other, sizeof(other) - 1};
+    o->date_time = b->date_time;
+    o->extra = b->extra;
+    int64_t n = 0;
+    for (uint32_t i = 0; i < b->extra.len; i++)
+        n += b->extra.ptr[i] == 'c';
+    o->c_counts = n;
     return 1;
 }
 
@@ -933,7 +984,8 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     struct spate_stream *bids = NULL, *tail = NULL;
     const struct spate_schema *schema = NULL;
     if (strcmp(name, "q0") == 0 || strcmp(name, "q1") == 0 || strcmp(name, "q2") == 0 ||
-        strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0)
+        strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0 ||
+        strcmp(name, "q14") == 0)
         bids = nexmark_source(job, nx, NEXMARK_BID);
 
     if (strcmp(name, "q0") == 0) {
@@ -945,6 +997,9 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     } else if (strcmp(name, "q2") == 0) {
         schema = q[S_Q2];
         tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
+    } else if (strcmp(name, "q14") == 0) {
+        schema = q[S_Q14];
+        tail = spate_map(job, "q14-calc", bids, schema, q14_map, NULL);
     } else if (strcmp(name, "q3") == 0) {
         struct spate_stream *events = nexmark_source_mixed(
             job, nx, 1u << NEXMARK_PERSON | 1u << NEXMARK_AUCTION, q[S_Q3_ROW], q3_convert);

@@ -26,6 +26,9 @@ namespace
 
 constexpr uint64_t kEvents = 20000;
 constexpr uint64_t kRatePerS = 1000; // 20 s of event time: several 10 s windows
+// 2026-01-01T07:59:50Z: the 20 s cross 08:00, so q14's hour classes
+// (otherTime at 7, dayTime at 8) both occur.
+constexpr int64_t kBaseTimeMs = 1767254390000LL;
 
 // One line per record, fields separated by '|' as sqlite3 prints them.
 std::string format_row(const spate_schema *s, const void *rec)
@@ -121,6 +124,7 @@ class NexmarkOracle : public ::testing::TestWithParam<std::tuple<const char *, u
         o.events = kEvents;
         o.seed = oracle->seed;
         o.rate_per_s = kRatePerS;
+        o.base_time_ms = kBaseTimeMs;
         o.shard_count = 1;
         nexmark *nx = nullptr;
         ASSERT_EQ(0, nexmark_create(&o, &nx));
@@ -147,6 +151,7 @@ TEST_P(NexmarkOracle, SameRowsAsSqlite)
     o.events = kEvents;
     o.seed = oracle->seed;
     o.rate_per_s = kRatePerS;
+    o.base_time_ms = kBaseTimeMs;
     o.shard_count = shards;
     nexmark *nx = nullptr;
     ASSERT_EQ(0, nexmark_create(&o, &nx));
