@@ -27,8 +27,8 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1", "q2", "q3",  "q4",  "q5",
-                                       "q7", "q8", "q9", "q11", "q14", NULL};
+const char *const nexmark_queries[] = {"q0", "q1", "q2",  "q3",  "q4",  "q5", "q7",
+                                       "q8", "q9", "q11", "q14", "q22", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -147,6 +147,16 @@ struct q14_out {
     int64_t c_counts;
 };
 
+struct q22_out {
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    struct spate_str channel;
+    struct spate_str dir1;
+    struct spate_str dir2;
+    struct spate_str dir3;
+};
+
 /* q3's input from one source: a person (kind 0: id, name, city, state) or
  * an auction (kind 1: id = its seller, auction = its id, category). */
 struct q3_row {
@@ -171,6 +181,7 @@ enum {
     S_Q8_ROW,
     S_Q3_ROW,
     S_Q14,
+    S_Q22,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -196,6 +207,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q8_row", sizeof(struct q8_row), &q[S_Q8_ROW]) < 0 ||
         spate_schema_create("q3_row", sizeof(struct q3_row), &q[S_Q3_ROW]) < 0 ||
         spate_schema_create("q14", sizeof(struct q14_out), &q[S_Q14]) < 0 ||
+        spate_schema_create("q22", sizeof(struct q22_out), &q[S_Q22]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -229,6 +241,13 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q22], struct q22_out, auction, I64);
+    FIELD(q[S_Q22], struct q22_out, bidder, I64);
+    FIELD(q[S_Q22], struct q22_out, price, I64);
+    FIELD(q[S_Q22], struct q22_out, channel, STRING);
+    FIELD(q[S_Q22], struct q22_out, dir1, STRING);
+    FIELD(q[S_Q22], struct q22_out, dir2, STRING);
+    FIELD(q[S_Q22], struct q22_out, dir3, STRING);
     FIELD(q[S_Q14], struct q14_out, auction, I64);
     FIELD(q[S_Q14], struct q14_out, bidder, I64);
     FIELD(q[S_Q14], struct q14_out, price, F64);
@@ -352,6 +371,40 @@ static int q14_map(struct spate_ctx *c, const void *in, void *out, void *arg)
     for (uint32_t i = 0; i < b->extra.len; i++)
         n += b->extra.ptr[i] == 'c';
     o->c_counts = n;
+    return 1;
+}
+
+/* ---- q22: URL directories -------------------------------------------------------------- */
+
+/* Flink's SPLIT_INDEX(s, '/', i): the i-th piece of s split at '/', or
+ * empty (NULL in SQL) past the last piece. */
+static struct spate_str split_index(struct spate_str s, uint32_t i)
+{
+    uint32_t start = 0;
+    for (uint32_t piece = 0;; piece++) {
+        uint32_t end = start;
+        while (end < s.len && s.ptr[end] != '/')
+            end++;
+        if (piece == i)
+            return (struct spate_str){s.ptr + start, end - start};
+        if (end == s.len)
+            return (struct spate_str){s.ptr, 0};
+        start = end + 1;
+    }
+}
+
+static int q22_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    struct q22_out *o = out;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = b->price;
+    o->channel = b->channel;
+    o->dir1 = split_index(b->url, 3);
+    o->dir2 = split_index(b->url, 4);
+    o->dir3 = split_index(b->url, 5);
     return 1;
 }
 
@@ -985,7 +1038,7 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     const struct spate_schema *schema = NULL;
     if (strcmp(name, "q0") == 0 || strcmp(name, "q1") == 0 || strcmp(name, "q2") == 0 ||
         strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0 ||
-        strcmp(name, "q14") == 0)
+        strcmp(name, "q14") == 0 || strcmp(name, "q22") == 0)
         bids = nexmark_source(job, nx, NEXMARK_BID);
 
     if (strcmp(name, "q0") == 0) {
@@ -997,6 +1050,9 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     } else if (strcmp(name, "q2") == 0) {
         schema = q[S_Q2];
         tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
+    } else if (strcmp(name, "q22") == 0) {
+        schema = q[S_Q22];
+        tail = spate_map(job, "q22-dirs", bids, schema, q22_map, NULL);
     } else if (strcmp(name, "q14") == 0) {
         schema = q[S_Q14];
         tail = spate_map(job, "q14-calc", bids, schema, q14_map, NULL);
