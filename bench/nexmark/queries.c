@@ -376,23 +376,8 @@ static int q14_map(struct spate_ctx *c, const void *in, void *out, void *arg)
 
 /* ---- q22: URL directories -------------------------------------------------------------- */
 
-/* Flink's SPLIT_INDEX(s, '/', i): the i-th piece of s split at '/', or
- * empty (NULL in SQL) past the last piece. */
-static struct spate_str split_index(struct spate_str s, uint32_t i)
-{
-    uint32_t start = 0;
-    for (uint32_t piece = 0;; piece++) {
-        uint32_t end = start;
-        while (end < s.len && s.ptr[end] != '/')
-            end++;
-        if (piece == i)
-            return (struct spate_str){s.ptr + start, end - start};
-        if (end == s.len)
-            return (struct spate_str){s.ptr, 0};
-        start = end + 1;
-    }
-}
-
+/* Flink's SPLIT_INDEX(url, '/', i) for i = 3, 4, 5 in one pass: piece i,
+ * or empty (NULL in SQL) past the last piece. */
 static int q22_map(struct spate_ctx *c, const void *in, void *out, void *arg)
 {
     (void)c, (void)arg;
@@ -402,9 +387,17 @@ static int q22_map(struct spate_ctx *c, const void *in, void *out, void *arg)
     o->bidder = b->bidder;
     o->price = b->price;
     o->channel = b->channel;
-    o->dir1 = split_index(b->url, 3);
-    o->dir2 = split_index(b->url, 4);
-    o->dir3 = split_index(b->url, 5);
+    struct spate_str *dir[3] = {&o->dir1, &o->dir2, &o->dir3};
+    const char *p = b->url.ptr, *end = b->url.ptr + b->url.len;
+    for (uint32_t piece = 0; piece <= 5; piece++) {
+        const char *slash = memchr(p, '/', (size_t)(end - p)); /* SIMD, not a byte loop */
+        const char *stop = slash ? slash : end;
+        if (piece >= 3)
+            *dir[piece - 3] = (struct spate_str){p, (uint32_t)(stop - p)};
+        if (!slash)
+            break;
+        p = slash + 1;
+    }
     return 1;
 }
 
