@@ -12,7 +12,7 @@
 #define PAD_BYTES             (1u << 20) /* the padding text: 1 MiB of lowercase letters */
 #define URL_BYTES_MAX         96
 #define HOT_CHANNELS          4
-#define NEXMARK_QUERY_SCHEMAS 16
+#define NEXMARK_QUERY_SCHEMAS 24
 
 struct shard_scratch {
     char buf[NEXMARK_SCRATCH_BYTES];

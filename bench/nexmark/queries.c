@@ -13,6 +13,7 @@
  * job (-ERANGE) instead of being dropped: with in-order sources and the
  * watermark lag of nexmark_opts none does.
  */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <string.h>
 
@@ -27,8 +28,8 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1", "q2",  "q3",  "q4",  "q5", "q7",
-                                       "q8", "q9", "q11", "q14", "q22", NULL};
+const char *const nexmark_queries[] = {"q0", "q1", "q2",  "q3",  "q4",  "q5",  "q7",
+                                       "q8", "q9", "q11", "q14", "q21", "q22", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -147,6 +148,14 @@ struct q14_out {
     int64_t c_counts;
 };
 
+struct q21_out {
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    struct spate_str channel;
+    struct spate_str channel_id;
+};
+
 struct q22_out {
     int64_t auction;
     int64_t bidder;
@@ -182,6 +191,7 @@ enum {
     S_Q3_ROW,
     S_Q14,
     S_Q22,
+    S_Q21,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -208,6 +218,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q3_row", sizeof(struct q3_row), &q[S_Q3_ROW]) < 0 ||
         spate_schema_create("q14", sizeof(struct q14_out), &q[S_Q14]) < 0 ||
         spate_schema_create("q22", sizeof(struct q22_out), &q[S_Q22]) < 0 ||
+        spate_schema_create("q21", sizeof(struct q21_out), &q[S_Q21]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -241,6 +252,11 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q21], struct q21_out, auction, I64);
+    FIELD(q[S_Q21], struct q21_out, bidder, I64);
+    FIELD(q[S_Q21], struct q21_out, price, I64);
+    FIELD(q[S_Q21], struct q21_out, channel, STRING);
+    FIELD(q[S_Q21], struct q21_out, channel_id, STRING);
     FIELD(q[S_Q22], struct q22_out, auction, I64);
     FIELD(q[S_Q22], struct q22_out, bidder, I64);
     FIELD(q[S_Q22], struct q22_out, price, I64);
@@ -371,6 +387,65 @@ static int q14_map(struct spate_ctx *c, const void *in, void *out, void *arg)
     for (uint32_t i = 0; i < b->extra.len; i++)
         n += b->extra.ptr[i] == 'c';
     o->c_counts = n;
+    return 1;
+}
+
+/* ---- q21: add channel id ---------------------------------------------------------------- */
+
+static bool equals_lower(struct spate_str s, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (s.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s.ptr[i];
+        if ((ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch) != lower[i])
+            return false;
+    }
+    return true;
+}
+
+/* REGEXP_EXTRACT(url, '(&|^)channel_id=([^&]*)', 2): the value of the first
+ * channel_id parameter at the start or after a '&'; false when none. */
+static bool extract_channel_id(struct spate_str url, struct spate_str *out)
+{
+    static const char key[] = "channel_id=";
+    const size_t key_len = sizeof(key) - 1;
+    const char *p = url.ptr, *end = url.ptr + url.len;
+    while ((size_t)(end - p) >= key_len) {
+        const char *hit = memmem(p, (size_t)(end - p), key, key_len);
+        if (!hit)
+            return false;
+        if (hit == url.ptr || hit[-1] == '&') {
+            const char *v = hit + key_len;
+            const char *amp = memchr(v, '&', (size_t)(end - v));
+            *out = (struct spate_str){v, (uint32_t)((amp ? amp : end) - v)};
+            return true;
+        }
+        p = hit + 1;
+    }
+    return false;
+}
+
+static int q21_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c, (void)arg;
+    const struct nexmark_bid *b = in;
+    static const char *const named[4] = {"apple", "google", "facebook", "baidu"};
+    static const char *const ids[4] = {"0", "1", "2", "3"};
+    struct q21_out *o = out;
+    bool found = false;
+    for (int i = 0; i < 4 && !found; i++)
+        if (equals_lower(b->channel, named[i])) {
+            o->channel_id = (struct spate_str){ids[i], 1};
+            found = true;
+        }
+    if (!found && !extract_channel_id(b->url, &o->channel_id))
+        return 0;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = b->price;
+    o->channel = b->channel;
     return 1;
 }
 
@@ -1031,7 +1106,7 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     const struct spate_schema *schema = NULL;
     if (strcmp(name, "q0") == 0 || strcmp(name, "q1") == 0 || strcmp(name, "q2") == 0 ||
         strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0 ||
-        strcmp(name, "q14") == 0 || strcmp(name, "q22") == 0)
+        strcmp(name, "q14") == 0 || strcmp(name, "q21") == 0 || strcmp(name, "q22") == 0)
         bids = nexmark_source(job, nx, NEXMARK_BID);
 
     if (strcmp(name, "q0") == 0) {
@@ -1043,6 +1118,9 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     } else if (strcmp(name, "q2") == 0) {
         schema = q[S_Q2];
         tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
+    } else if (strcmp(name, "q21") == 0) {
+        schema = q[S_Q21];
+        tail = spate_map(job, "q21-channel-id", bids, schema, q21_map, NULL);
     } else if (strcmp(name, "q22") == 0) {
         schema = q[S_Q22];
         tail = spate_map(job, "q22-dirs", bids, schema, q22_map, NULL);
