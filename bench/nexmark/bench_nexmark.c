@@ -163,7 +163,7 @@ int main(int argc, char **argv)
     for (const char *const *q = nexmark_queries; *q; q++)
         known |= strcmp(*q, query) == 0;
     if (!known)
-        usage_exit("--query: not one of q0 q1 q2 q3 q4 q5 q7 q8 q9 q11 q14 q21 q22");
+        usage_exit("--query: not one of q0 q1 q2 q3 q4 q5 q7 q8 q9 q11 q13 q14 q21 q22");
     if (events == 0 || rate == 0 || shards < 1 || shards > SPATE_SHARDS_MAX || checkpoint_ms < 0)
         usage_exit("--events, --rate and --shards must be > 0, --checkpoint-interval >= 0");
     if (backend && strcmp(backend, "memory") != 0 && strcmp(backend, "rocksdb") != 0)
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
     struct bench_args a;
     bench_args_parse(&a, nrest, rest,
                      "usage: spate-bench-nexmark [--query "
-                     "q0|q1|q2|q3|q4|q5|q7|q8|q9|q11|q14|q21|q22] [--events N]\n"
+                     "q0|q1|q2|q3|q4|q5|q7|q8|q9|q11|q13|q14|q21|q22] [--events N]\n"
                      "  [--shards N] [--rate EVENTS_PER_S] [--seed N] [--checkpoint-interval MS]\n"
                      "  [--state-backend memory|rocksdb] [--export-csv DIR] [--real-time]\n"
                      "  [--watermark-lag MS] [options]\n"

@@ -484,10 +484,11 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
     nx->per_split = (nx->o.events + nx->o.shard_count - 1) / nx->o.shard_count;
     nx->pad = malloc(PAD_BYTES);
     nx->channel_text = malloc((size_t)CHANNELS * (16 + URL_BYTES_MAX));
+    nx->side_text = malloc((size_t)SIDE_INPUT_ROWS * SIDE_VALUE_BYTES_MAX);
     nx->scratch = aligned_alloc(64, sizeof(struct shard_scratch) * nx->o.shard_count);
     if (nx->scratch)
         memset(nx->scratch, 0, sizeof(struct shard_scratch) * nx->o.shard_count);
-    if (!nx->pad || !nx->channel_text || !nx->scratch) {
+    if (!nx->pad || !nx->channel_text || !nx->side_text || !nx->scratch) {
         nexmark_destroy(nx);
         return -ENOMEM;
     }
@@ -502,6 +503,12 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
             full_name_len[f * 9 + l] = (uint8_t)n;
         }
     build_channels(nx);
+    for (uint32_t i = 0; i < SIDE_INPUT_ROWS; i++) { /* q13's table: a pure function of i */
+        struct rng r;
+        rng_init(&r, 0x73696465, i); /* "side" */
+        char *w = nx->side_text + (size_t)i * SIDE_VALUE_BYTES_MAX;
+        nx->side_value[i] = (struct spate_str){w, rand_string(&r, w, SIDE_VALUE_BYTES_MAX, '_')};
+    }
     for (int i = 0; i < HOT_CHANNELS; i++) {
         nx->hot_channel[i] = (struct spate_str){hot_channels[i], (uint32_t)strlen(hot_channels[i])};
         nx->hot_url[i] = (struct spate_str){hot_urls[i], (uint32_t)strlen(hot_urls[i])};
@@ -526,6 +533,7 @@ void nexmark_destroy(struct nexmark *nx)
         spate_schema_destroy(nx->query_schema[i]);
     free(nx->pad);
     free(nx->channel_text);
+    free(nx->side_text);
     free(nx->scratch);
     free(nx);
 }
@@ -596,6 +604,21 @@ int nexmark_export_csv(const struct nexmark *nx, const char *dir)
         }
         }
     }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/side_input.csv", dir);
+    FILE *side = fopen(path, "w");
+    if (!side) {
+        rc = -errno;
+        goto out;
+    }
+    fputs("key,value\n", side);
+    for (uint32_t i = 0; i < SIDE_INPUT_ROWS; i++) {
+        fprintf(side, "%u,", i);
+        put_str(side, nx->side_value[i]);
+        fputc('\n', side);
+    }
+    if (fclose(side) != 0)
+        rc = -errno;
 out:
     for (int i = 0; i < 3; i++)
         if (f[i] && fclose(f[i]) != 0 && rc == 0)

@@ -122,9 +122,9 @@ struct spate_stream *nexmark_source_mixed(struct spate_job *job, struct nexmark 
                                           nexmark_convert_fn convert);
 
 /*
- * Writes person.csv, auction.csv and bid.csv (with a header line, columns
- * as the structs above) into directory `dir` (which must exist). Returns 0
- * or -errno.
+ * Writes person.csv, auction.csv, bid.csv (columns as the structs above)
+ * and side_input.csv (q13's table: key, value), each with a header line, into directory `dir`
+ * (which must exist). Returns 0 or -errno.
  */
 int nexmark_export_csv(const struct nexmark *nx, const char *dir);
 

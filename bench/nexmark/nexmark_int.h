@@ -36,6 +36,8 @@ struct q9_states {
 };
 
 #define NEXMARK_MIXED_SOURCES_MAX 4
+#define SIDE_INPUT_ROWS           10000 /* q13: keys 0..9999 */
+#define SIDE_VALUE_BYTES_MAX      20
 
 /* A source of several kinds (nexmark_source_mixed): the generator's arg. */
 struct mixed_source {
@@ -53,6 +55,8 @@ struct nexmark {
     char *channel_text;                                       /* channel names and URLs */
     struct spate_str channel[CHANNELS];
     struct spate_str url[CHANNELS];
+    char *side_text; /* q13's side input values */
+    struct spate_str side_value[SIDE_INPUT_ROWS];
     struct spate_str hot_channel[HOT_CHANNELS];
     struct spate_str hot_url[HOT_CHANNELS];
     struct shard_scratch *scratch; /* one per shard, written by that shard only */

@@ -28,8 +28,8 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1", "q2",  "q3",  "q4",  "q5",  "q7",
-                                       "q8", "q9", "q11", "q14", "q21", "q22", NULL};
+const char *const nexmark_queries[] = {"q0", "q1",  "q2",  "q3",  "q4",  "q5",  "q7", "q8",
+                                       "q9", "q11", "q13", "q14", "q21", "q22", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -148,6 +148,14 @@ struct q14_out {
     int64_t c_counts;
 };
 
+struct q13_out {
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    int64_t date_time;
+    struct spate_str value;
+};
+
 struct q21_out {
     int64_t auction;
     int64_t bidder;
@@ -192,6 +200,7 @@ enum {
     S_Q14,
     S_Q22,
     S_Q21,
+    S_Q13,
     S_Q8,
     S_Q11,
     S_Q9,
@@ -219,6 +228,7 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
         spate_schema_create("q14", sizeof(struct q14_out), &q[S_Q14]) < 0 ||
         spate_schema_create("q22", sizeof(struct q22_out), &q[S_Q22]) < 0 ||
         spate_schema_create("q21", sizeof(struct q21_out), &q[S_Q21]) < 0 ||
+        spate_schema_create("q13", sizeof(struct q13_out), &q[S_Q13]) < 0 ||
         spate_schema_create("q11", sizeof(struct q11_out), &q[S_Q11]) < 0 ||
         spate_schema_create("q9", sizeof(struct q9_row), &q[S_Q9]) < 0 ||
         spate_schema_create("q4_win", sizeof(struct q4_win), &q[S_Q4_WIN]) < 0 ||
@@ -252,6 +262,11 @@ int sp_nexmark_query_schemas(struct nexmark *nx)
     FIELD(q[S_Q7], struct q7_out, extra, STRING);
     FIELD(q[S_Q8_SELLER], struct q8_seller, seller, I64);
     FIELD(q[S_Q8_SELLER], struct q8_seller, window_start, TIMESTAMP_MS);
+    FIELD(q[S_Q13], struct q13_out, auction, I64);
+    FIELD(q[S_Q13], struct q13_out, bidder, I64);
+    FIELD(q[S_Q13], struct q13_out, price, I64);
+    FIELD(q[S_Q13], struct q13_out, date_time, TIMESTAMP_MS);
+    FIELD(q[S_Q13], struct q13_out, value, STRING);
     FIELD(q[S_Q21], struct q21_out, auction, I64);
     FIELD(q[S_Q21], struct q21_out, bidder, I64);
     FIELD(q[S_Q21], struct q21_out, price, I64);
@@ -387,6 +402,24 @@ static int q14_map(struct spate_ctx *c, const void *in, void *out, void *arg)
     for (uint32_t i = 0; i < b->extra.len; i++)
         n += b->extra.ptr[i] == 'c';
     o->c_counts = n;
+    return 1;
+}
+
+/* ---- q13: bounded side input join -------------------------------------------------------- */
+
+/* The side table (10,000 rows, loaded when the nexmark is created) is
+ * static, so the lookup join is a map: every bid finds its row. */
+static int q13_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c;
+    const struct nexmark *nx = arg;
+    const struct nexmark_bid *b = in;
+    struct q13_out *o = out;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = b->price;
+    o->date_time = b->date_time;
+    o->value = nx->side_value[b->auction % SIDE_INPUT_ROWS]; /* ids are positive */
     return 1;
 }
 
@@ -1106,7 +1139,8 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     const struct spate_schema *schema = NULL;
     if (strcmp(name, "q0") == 0 || strcmp(name, "q1") == 0 || strcmp(name, "q2") == 0 ||
         strcmp(name, "q5") == 0 || strcmp(name, "q7") == 0 || strcmp(name, "q11") == 0 ||
-        strcmp(name, "q14") == 0 || strcmp(name, "q21") == 0 || strcmp(name, "q22") == 0)
+        strcmp(name, "q14") == 0 || strcmp(name, "q21") == 0 || strcmp(name, "q22") == 0 ||
+        strcmp(name, "q13") == 0)
         bids = nexmark_source(job, nx, NEXMARK_BID);
 
     if (strcmp(name, "q0") == 0) {
@@ -1118,6 +1152,9 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
     } else if (strcmp(name, "q2") == 0) {
         schema = q[S_Q2];
         tail = spate_map(job, "q2-select", bids, schema, q2_map, NULL);
+    } else if (strcmp(name, "q13") == 0) {
+        schema = q[S_Q13];
+        tail = spate_map(job, "q13-side-join", bids, schema, q13_map, nx);
     } else if (strcmp(name, "q21") == 0) {
         schema = q[S_Q21];
         tail = spate_map(job, "q21-channel-id", bids, schema, q21_map, NULL);

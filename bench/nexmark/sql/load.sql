@@ -11,3 +11,5 @@ CREATE TABLE bid (auction INTEGER, bidder INTEGER, price INTEGER, channel TEXT, 
 .import --csv --skip 1 person.csv person
 .import --csv --skip 1 auction.csv auction
 .import --csv --skip 1 bid.csv bid
+CREATE TABLE side_input (key INTEGER, value TEXT);
+.import --csv --skip 1 side_input.csv side_input
