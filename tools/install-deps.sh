@@ -24,6 +24,7 @@ PACKAGES=(
   prometheus                           # promtool: /metrics checked in tests
   tmux                                 # spate top checked in an 80x24 terminal
   kcat                                 # Kafka tests: produce to and consume from the embedded broker
+  sqlite3                              # the Nexmark SQL oracle (tests/bench)
 )
 
 missing=()
