@@ -40,7 +40,13 @@
 #include "spate/kafka.h"
 #include "state/checkpoint_store.h"
 
-#define LEAD_MAX         150000 /* payments produced ahead of the job, at most */
+/* Payments produced ahead of the job, at most: the embedded broker keeps
+ * only the newest 5 MiB of each partition (about 25,000 of these JSON
+ * payments), so the lead is kept well inside that per partition. */
+#define LEAD_MAX           150000
+#define LEAD_PER_PARTITION 12000
+/* No progress for this long with payments waiting: the job is stuck. */
+#define STALL_NS         (60ull * 1000000000ull)
 #define MALFORMED_EVERY  250000 /* one malformed message after this many payments */
 #define FLUSH_AHEAD_MS   (3 * 3600000ll)
 #define FLUSH_ID         999999999
@@ -110,8 +116,11 @@ static void *producer_main(void *arg)
     }
     char line[1024];
     struct fraud_payment p;
+    uint64_t lead = (uint64_t)d->partitions * LEAD_PER_PARTITION;
+    if (lead > LEAD_MAX)
+        lead = LEAD_MAX;
     for (uint64_t i = 0; i < d->payments && !atomic_load(&d->stop); i++) {
-        while (i - consumed(d) > LEAD_MAX && !atomic_load(&d->stop)) {
+        while (i - consumed(d) > lead && !atomic_load(&d->stop)) {
             rd_kafka_poll(rk, 1);
             usleep(1000);
         }
@@ -392,7 +401,8 @@ int main(int argc, char **argv)
     /* 3. Progress, once a second, until the stream is through. */
     char job_root[4200];
     snprintf(job_root, sizeof(job_root), "%s/fraud", dir);
-    uint64_t last = 0, last_ns = t0, done_ns = 0;
+    uint64_t last = 0, last_ns = t0, done_ns = 0, moved_ns = t0, moved_at = 0;
+    bool stalled = false;
     const uint64_t target = d.payments + (uint64_t)d.partitions;
     uint64_t want = truth.patterns[0] + truth.patterns[1] + truth.patterns[2];
     while (!atomic_load(&d.job_done)) {
@@ -428,10 +438,18 @@ int main(int argc, char **argv)
         pthread_mutex_unlock(&d.lock);
         if (atomic_load(&d.producer_done) != 0 && !done_ns && in >= target)
             done_ns = t;
+        if (in != moved_at) {
+            moved_at = in;
+            moved_ns = t;
+        } else if (!done_ns && t - moved_ns > STALL_NS) {
+            fprintf(stderr, "fraud demo: the job processed nothing for 60 s with payments "
+                            "waiting; stopping it\n");
+            stalled = true;
+        }
         /* Through: every payment processed, and every pattern's alert read
          * (or 30 s more for the last checkpoint to commit them). */
         bool through = done_ns && (found >= want || t - done_ns > 30000000000ull);
-        if (through || atomic_load(&interrupted) || atomic_load(&d.producer_done) < 0) {
+        if (through || stalled || atomic_load(&interrupted) || atomic_load(&d.producer_done) < 0) {
             spate_job_cancel(d.job);
             break;
         }
@@ -478,6 +496,9 @@ int main(int argc, char **argv)
     } else if (atomic_load(&interrupted)) {
         printf("interrupted (Ctrl-C): the job was cancelled cleanly\n");
         rc = 130;
+    } else if (stalled) {
+        printf("RESULT: FAILED (the job stopped processing)\n");
+        rc = 1;
     } else if (!all_found || d.false_alerts) {
         printf("RESULT: FAILED (missed patterns or false alerts)\n");
         rc = 1;
