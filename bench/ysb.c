@@ -76,15 +76,6 @@ struct ysb {
     struct spate_collector *collected; /* --check */
 };
 
-static uint64_t mix(uint64_t seed, uint64_t i, uint32_t n)
-{
-    uint64_t z = seed ^ (i * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)n << 32 | n);
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec t;
@@ -95,7 +86,7 @@ static int64_t wall_ms(void)
 /* Event i from one 64-bit draw: uniform ad, type and user/page. */
 static void make_event(const struct ysb *y, uint64_t seed, uint64_t i, struct ad_event *e)
 {
-    uint64_t r = mix(seed, i, 0);
+    uint64_t r = spate_random_at(seed, i, 0);
     e->ad_id = (int64_t)(r % ADS);
     e->event_type = (int32_t)((r >> 10) % 3);
     e->ad_type = (int32_t)((r >> 12) % 5);
@@ -256,7 +247,7 @@ int main(int argc, char **argv)
     y->seed = seed;
     y->throttled = throttle > 0;
     for (int64_t ad = 0; ad < ADS; ad++) /* a fixed shuffle of ads over campaigns */
-        y->campaign_of_ad[ad] = (int64_t)(mix(7, (uint64_t)ad, 1) % CAMPAIGNS);
+        y->campaign_of_ad[ad] = (int64_t)(spate_random_at(7, (uint64_t)ad, 1) % CAMPAIGNS);
     for (uint32_t s = 0; s < a.opts.shard_count; s++)
         sp_hist_create(&y->shard[s].latency_us);
 

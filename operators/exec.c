@@ -900,9 +900,14 @@ int spate_timer_delete(struct spate_ctx *c, enum spate_time_domain domain, int64
 
 uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n)
 {
+    return spate_random_at(g->seed, index, n);
+}
+
+uint64_t spate_random_at(uint64_t seed, uint64_t index, uint32_t n)
+{
     /* splitmix64 over (seed, index, n): stateless, so any shard can produce
      * any event and the output does not depend on the shard count. */
-    uint64_t z = g->seed ^ (index * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)n << 32 | n);
+    uint64_t z = seed ^ (index * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)n << 32 | n);
     z += 0x9E3779B97F4A7C15ull;
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;

@@ -43,17 +43,6 @@ static const char *const COUNTRIES[] = {"DE", "FR", "NL", "ES", "IT", "PL", "SE"
 static const char *const CURRENCIES[] = {"EUR", "EUR", "EUR", "EUR", "EUR", "PLN", "SEK", "EUR"};
 #define N_COUNTRIES (sizeof(COUNTRIES) / sizeof(COUNTRIES[0]))
 
-/* The randomness of spate_gen_random (its documented contract), so that the
- * truth and the tests need no generator context. */
-static uint64_t mix(uint64_t seed, uint64_t index, uint32_t n)
-{
-    uint64_t z = seed ^ (index * 0x9E3779B97F4A7C15ull) ^ ((uint64_t)n << 32 | n);
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 int fraud_schemas_create(struct fraud_schemas *out)
 {
     memset(out, 0, sizeof(*out));
@@ -156,12 +145,12 @@ static bool is_fraud_slot(uint64_t index)
  * 30 s (1 in 20); the rest are in order. */
 static int64_t background_delay_ms(const struct fraud_params *p, uint64_t index, bool *late)
 {
-    uint64_t r = mix(p->seed, index, 1);
+    uint64_t r = spate_random_at(p->seed, index, 1);
     *late = r % 1000 == 7;
     if (*late)
         return 20 * 60000;
     if (r % 20 == 3)
-        return (int64_t)(mix(p->seed, index, 2) % 30000);
+        return (int64_t)(spate_random_at(p->seed, index, 2) % 30000);
     return 0;
 }
 
@@ -169,7 +158,7 @@ void fraud_payment_at(const struct fraud_params *p, uint64_t index, struct fraud
 {
     memset(out, 0, sizeof(*out));
     int64_t t = p->start_ms + (int64_t)index * FRAUD_EVENT_SPACING_MS;
-    uint64_t r = mix(p->seed, index, 0);
+    uint64_t r = spate_random_at(p->seed, index, 0);
     if (is_fraud_slot(index)) {
         uint64_t pattern;
         uint32_t step;
@@ -204,7 +193,7 @@ void fraud_payment_at(const struct fraud_params *p, uint64_t index, struct fraud
     out->card_id = BG_CARD_BASE + 2 * (int64_t)u + (int64_t)(k % 2);
     out->amount = 1.0 + (double)(r % 9900) / 100.0; /* 1.00 .. 99.99 */
     snprintf(out->status, sizeof(out->status), (k + u) % 97 == 0 ? "declined" : "approved");
-    unsigned home = (unsigned)(mix(p->seed, u, 3) % N_COUNTRIES);
+    unsigned home = (unsigned)(spate_random_at(p->seed, u, 3) % N_COUNTRIES);
     snprintf(out->country, sizeof(out->country), "%s", COUNTRIES[home]);
     snprintf(out->currency, sizeof(out->currency), "%s", CURRENCIES[home]);
     snprintf(out->merchant, sizeof(out->merchant), "m-%03u", (unsigned)((r >> 20) % 500));

@@ -136,6 +136,9 @@ struct spate_stream *spate_source_generator(struct spate_job *job, const char *n
  *   z = (z ^ (z >> 27)) * 0x94D049BB133111EB;
  *   return z ^ (z >> 31); */
 uint64_t spate_gen_random(const struct spate_gen_ctx *g, uint64_t index, uint32_t n);
+/* The same for an explicit seed, outside a generator (ground truth, test
+ * oracles): spate_gen_random(g, i, n) == spate_random_at(seed of g, i, n). */
+uint64_t spate_random_at(uint64_t seed, uint64_t index, uint32_t n);
 uint32_t spate_gen_shard(const struct spate_gen_ctx *g);
 
 /* ---- operator ids ---------------------------------------------------------- */
