@@ -275,16 +275,21 @@ static void ufile_wake(struct sp_shard *shard, void *arg)
     wake_checkpoint_task(arg);
 }
 
-/* Closes the files of the local part (removing what was not committed). */
-static void close_files(struct ckpt_shard *ck)
+/* Closes the files of the local part (removing what was not committed).
+ * With keep_sinks, the sinks' transaction files stay queued: an aborted
+ * checkpoint's transaction is committed with the next completed one, so
+ * that one must make them durable too (their fsync may not have run). */
+static void close_files(struct ckpt_shard *ck, bool keep_sinks)
 {
     sp_state_snapshot_abort(ck->snap);
     ck->snap = NULL;
     sp_ufile_close(ck->shard_file);
     ck->shard_file = NULL;
-    for (uint32_t i = 0; i < ck->sink_files_count; i++)
-        sp_ufile_close(ck->sink_files[i]);
-    ck->sink_files_count = 0;
+    if (!keep_sinks) {
+        for (uint32_t i = 0; i < ck->sink_files_count; i++)
+            sp_ufile_close(ck->sink_files[i]);
+        ck->sink_files_count = 0;
+    }
     ck->snap_written = false;
     ck->files_started = false;
 }
@@ -293,7 +298,7 @@ static void close_files(struct ckpt_shard *ck)
 static void abandon(struct shard_exec *se)
 {
     struct ckpt_shard *ck = &se->ck;
-    close_files(ck);
+    close_files(ck, true);
     for (uint32_t i = 0; i < se->n_tasks; i++) {
         struct task_state *ts = se->tasks[i];
         if (!ts->ck_logging)
@@ -1104,7 +1109,7 @@ static int finish_local(struct shard_exec *se)
                  "%.1f ms later",
                  se->id, ck->id, (double)(ck->state_done_ns - ck->cut_ns) / 1e6,
                  (double)(sp_clock_ns() - ck->state_done_ns) / 1e6);
-    close_files(ck);
+    close_files(ck, false);
     ck->active = false;
     ck->ack = (struct ckpt_call){
         .x = se->x,
@@ -2154,7 +2159,7 @@ void sp_ckpt_shard_stop(struct shard_exec *se)
 {
     if (se->ck.align_timer.fn)
         sp_timer_cancel(se->shard, &se->ck.align_timer);
-    close_files(&se->ck);
+    close_files(&se->ck, false);
     free(se->ck.sink_files);
     se->ck.sink_files = NULL;
     se->ck.sink_files_cap = 0;

@@ -250,8 +250,14 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
         r = sh("tmux new-session -d -s " + session + " -x 80 -y 24 \"" + kSpate + " top" + a +
                " --iterations 3 --interval-ms 200; sleep 10\"");
         ASSERT_EQ(0, r.exit_code) << r.output;
-        std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-        Out pane = sh("tmux capture-pane -p -t " + session);
+        // Wait for a frame (a loaded machine may take seconds to start it).
+        Out pane;
+        for (int tries = 0; tries < 50; tries++) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(200));
+            pane = sh("tmux capture-pane -p -t " + session);
+            if (pane.output.find("BUSIEST") != std::string::npos && tries >= 7)
+                break;
+        }
         sh("tmux kill-session -t " + session);
         EXPECT_NE(std::string::npos, pane.output.find("SHARD CPU UTIL%")) << pane.output;
         EXPECT_NE(std::string::npos, pane.output.find("BUSIEST")) << pane.output;
