@@ -546,7 +546,24 @@ static int pre_commit(struct shard_exec *se, struct op *op, uint64_t id)
     if (!op->sink_open || op->ended || !op->node->sink_vt->pre_commit)
         return 0;
     int rc = op->node->sink_vt->pre_commit(op->sink, id);
+    op->sink_pre_committed_id = id;
     return rc < 0 ? sp_exec_fail(se, rc, op->node->name) : 0;
+}
+
+uint64_t sp_ckpt_ended_sink_txn_id(const struct shard_exec *se, const struct op *op)
+{
+    /* The records of a sink whose input ended belong to the shard's open
+     * checkpoint if this sink has not passed its cut yet (aligned mode:
+     * its barriers had not all arrived), else to the next one. Either
+     * completing commits them; a restore of an earlier one drops them,
+     * and the sources' positions then replay them. Never to
+     * SP_CHECKPOINT_ID_FINAL while the job runs on: a stop-with-savepoint
+     * or a later failure would then discard them although the sources'
+     * positions are past them. */
+    const struct ckpt_shard *ck = &se->ck;
+    if (ck->active && op->sink_pre_committed_id != ck->id)
+        return ck->id;
+    return ck->id + 1;
 }
 
 static int announce(struct shard_exec *se, struct op *kb, uint32_t target);

@@ -566,8 +566,11 @@ static int op_end(struct task_state *ts, struct op *op)
         stdout_flush(op);
     if (n->kind == NODE_SINK_EXT && n->sink_vt->end) {
         int rc = n->sink_vt->end(op->sink);
-        if (rc == 0 && op->se->x->ck.enabled && n->sink_vt->pre_commit)
-            rc = n->sink_vt->pre_commit(op->sink, SP_CHECKPOINT_ID_FINAL);
+        if (rc == 0 && op->se->x->ck.enabled && n->sink_vt->pre_commit) {
+            uint64_t id = sp_ckpt_ended_sink_txn_id(op->se, op);
+            rc = n->sink_vt->pre_commit(op->sink, id);
+            op->sink_pre_committed_id = id;
+        }
         if (rc < 0)
             return fail(op->se, rc, n->name);
     }

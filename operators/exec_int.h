@@ -186,6 +186,7 @@ struct op {
     uint32_t ck_upstream;
     uint32_t ck_arrivals;
     uint64_t ck_barrier_id;
+    uint64_t sink_pre_committed_id; /* the newest checkpoint this sink pre-committed */
     /* NODE_SINK_EXT: handle given to the sink (points back to this op). */
     struct sp_sink_shard *sink;
     bool sink_open;
@@ -380,6 +381,9 @@ int sp_ckpt_opts(const struct spate_job *job, const struct spate_config *cfg, st
 int sp_ckpt_prepare(struct exec *x, struct spate_error *err);
 /* Shard thread, before operators start: restores the shard's keyed state. */
 int sp_ckpt_restore_state(struct shard_exec *se);
+/* The transaction id a sink whose input ended pre-commits its last records
+ * under (see checkpoint.c). */
+uint64_t sp_ckpt_ended_sink_txn_id(const struct shard_exec *se, const struct op *op);
 /* Shard thread, after tasks exist: timers, source positions, channel
  * state to replay, the shard's checkpoint task (and the coordinator on
  * shard 0). */

@@ -33,7 +33,7 @@
  *     recover(cfg, n) on the main thread (before a restart in the same
  *     process, and after the final checkpoint) commits those <= n and
  *     aborts the rest. This is how the last transaction of a bounded job
- *     (pre-committed as SP_CHECKPOINT_ID_FINAL after end()) is committed
+ *     (pre-committed after end(), see sp_ckpt_ended_sink_txn_id) is committed
  *     once the final checkpoint is durable, and how a restart after a
  *     failure commits what the restored checkpoint covers. librdkafka cannot
  *     resume a transaction in another process (Flink's KafkaSink does it
