@@ -1,7 +1,8 @@
 // The fraud scorer (tools/fraud): its generator's invariants hold, and the
-// job run on 1 and 2 shards, with unaligned checkpoints, raises an alert for
-// every injected pattern and none for the background traffic; late payments
-// reach the late output.
+// job run on 1 and 2 shards, with unaligned checkpoints, raises exactly the
+// alerts an independent reference computes from the same payments
+// (fraud_reference.h), which include every injected pattern and nothing
+// for the background traffic; late payments reach the late output.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include "../common/seed.h"
 #include "../common/temp_dir.h"
 #include "../operators/job_harness.h"
+#include "fraud_reference.h"
 
 extern "C" {
 #include "fraud.h"
@@ -123,6 +125,14 @@ TEST_P(FraudJob, EveryInjectedPatternIsFoundAndNoBackgroundAlert)
         ASSERT_EQ(0, spate_config_set_kv(cfg, "state.backend.type=rocksdb", &err));
     }
     ASSERT_EQ(0, spate_job_run(job, cfg, &err)) << err.message;
+
+    // Exactly the reference's alerts, field by field.
+    std::vector<fraud_ref::Alert> got;
+    for (uint64_t i = 0; i < spate_collector_count(alerts); i++)
+        got.push_back(
+            fraud_ref::of(*static_cast<const fraud_alert *>(spate_collector_record(alerts, i))));
+    const std::vector<fraud_ref::Alert> want = fraud_ref::alerts(p, n);
+    EXPECT_EQ("", fraud_ref::diff(got, want)) << "seed " << p.seed;
 
     fraud_truth truth;
     fraud_truth_of(&p, n, &truth);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "fraud_kafka.h"
+#include "spate/file.h"
 #include "spate/kafka.h"
 
 /* Counts records and remembers the newest watermark per shard. */
@@ -37,6 +38,7 @@ int fraud_kafka_build(struct spate_job *job, const char *bootstrap, struct fraud
                               "scan.event-time.field=event_time",
                               ooo,
                               "scan.watermark.idle-timeout=2 s",
+                              app->bounded ? "scan.bounded.mode=latest-offset" : NULL,
                               NULL};
     struct spate_stream *src = spate_source_kafka(job, "payments", app->schemas.payment, src_opts);
     struct spate_stream *dlq = spate_source_kafka_dead_letters(job, src, "malformed");
@@ -64,6 +66,10 @@ int fraud_kafka_build(struct spate_job *job, const char *bootstrap, struct fraud
         (rc = spate_sink_kafka(job, "late-to-kafka", app->streams.late, late_opts)) < 0 ||
         (rc = spate_sink_kafka(job, "dlq-to-kafka", dlq, dlq_opts)) < 0)
         return rc;
+    if (app->alerts_dir &&
+        (rc = spate_sink_file(job, "alerts-to-files", app->streams.alerts, app->alerts_dir,
+                              SPATE_FORMAT_JSON_LINES, 0)) < 0)
+        return rc;
     return 0;
 }
 
@@ -81,6 +87,8 @@ int fraud_job_main(struct spate_job *job, int argc, char **argv)
         {"users", required_argument, NULL, 'u'},
         {"spend-limit", required_argument, NULL, 'l'},
         {"seed", required_argument, NULL, 's'},
+        {"bounded", no_argument, NULL, 'B'},
+        {"alerts-dir", required_argument, NULL, 'a'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -91,7 +99,7 @@ int fraud_job_main(struct spate_job *job, int argc, char **argv)
     fraud_params_default(&app->params);
     optind = 1;
     int c;
-    while ((c = getopt_long(argc, argv, "b:u:l:s:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "b:u:l:s:Ba:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'b':
             bootstrap = optarg;
@@ -105,11 +113,20 @@ int fraud_job_main(struct spate_job *job, int argc, char **argv)
         case 's':
             app->params.seed = strtoull(optarg, NULL, 10);
             break;
+        case 'B':
+            app->bounded = true;
+            break;
+        case 'a':
+            app->alerts_dir = optarg;
+            break;
         default:
             fprintf(stderr,
                     "usage: spate run fraud [run options] -- [--bootstrap HOST:PORT] [--users N] "
-                    "[--spend-limit X] [--seed N]\n"
+                    "[--spend-limit X] [--seed N] [--bounded] [--alerts-dir DIR]\n"
                     "Reads %s (JSON payments), writes %s (exactly-once), %s and %s.\n"
+                    "--bounded: stop at the end offsets of when the job started.\n"
+                    "--alerts-dir: the alerts also as JSON lines in DIR (transactional\n"
+                    "  part files, committed with each checkpoint).\n"
                     "Needs execution.checkpointing.interval and .dir (-D).\n",
                     FRAUD_TOPIC_PAYMENTS, FRAUD_TOPIC_ALERTS, FRAUD_TOPIC_LATE, FRAUD_TOPIC_DLQ);
             free(app);

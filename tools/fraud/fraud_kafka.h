@@ -14,6 +14,7 @@
 #define SPATE_TOOLS_FRAUD_KAFKA_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "fraud.h"
@@ -42,6 +43,8 @@ struct fraud_app {
     struct fraud_streams streams;
     struct fraud_meter meter;
     struct spate_stream *source; /* for spate_source_kafka_dead_letter_count */
+    bool bounded;                /* read up to the end offsets at start, then end */
+    const char *alerts_dir;      /* also write alerts to files here (NULL: no) */
 };
 
 /* Builds the job on the broker at `bootstrap`. app's params and schemas
@@ -50,7 +53,10 @@ int fraud_kafka_build(struct spate_job *job, const char *bootstrap, struct fraud
 
 /* spate run fraud: a spate_job_main_fn (spate/job.h). Job arguments:
  * --bootstrap HOST:PORT (default 127.0.0.1:9092), --users N,
- * --spend-limit X, --seed N. */
+ * --spend-limit X, --seed N, --bounded (scan.bounded.mode=latest-offset),
+ * --alerts-dir DIR (alerts also to the transactional file sink in DIR: the
+ * embedded broker shows aborted transactions' records to read_committed
+ * consumers, so the files are where exactly-once can be checked). */
 int fraud_job_main(struct spate_job *job, int argc, char **argv);
 
 #ifdef __cplusplus
