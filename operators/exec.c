@@ -1560,6 +1560,16 @@ static void publish_live(struct shard_exec *se)
 static int finish_slice(struct task_state *ts, int status)
 {
     publish_live(ts->se);
+    if (ts->task) {
+        /* Up to the previous slice: the reactor adds this one's time when
+         * it returns. */
+        struct sp_task_times t;
+        sp_task_times(ts->task, &t);
+        struct op_live *l = ts->head->live;
+        LIVE_SET(l->task_busy_ns, ts->times_base.busy_ns + t.busy_ns);
+        LIVE_SET(l->task_backpressured_ns, ts->times_base.backpressured_ns + t.backpressured_ns);
+        LIVE_SET(l->task_idle_ns, ts->times_base.idle_ns + t.idle_ns);
+    }
     if (status == SP_TASK_YIELD || status == SP_TASK_WAIT) {
         int rc = flush_partial(ts);
         if (rc < 0)
@@ -1720,6 +1730,10 @@ static struct task_state *new_task(struct shard_exec *se, enum task_kind kind, s
     ts->max_ts = INT64_MIN;
     ts->last_wm = SPATE_WATERMARK_MIN;
     ts->in_wm = SPATE_WATERMARK_MIN;
+    /* Task times continue across restarts, like the record counters. */
+    ts->times_base.busy_ns = LIVE_GET(head->live->task_busy_ns);
+    ts->times_base.backpressured_ns = LIVE_GET(head->live->task_backpressured_ns);
+    ts->times_base.idle_ns = LIVE_GET(head->live->task_idle_ns);
     bool seen[JOB_NODES_MAX] = {false};
     reach(ts, head->node, seen);
     se->tasks[se->n_tasks++] = ts;

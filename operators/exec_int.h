@@ -252,6 +252,7 @@ struct task_state {
     bool idle;
     uint64_t last_record_ns;
     uint64_t start_ns;
+    struct sp_task_times times_base; /* the head's task times before this run */
     uint64_t emitted_since_wm;
     struct spate_gen_ctx gen;
     unsigned char *rec;

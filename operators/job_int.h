@@ -66,6 +66,12 @@ struct op_live {
     _Atomic uint64_t records_in;
     _Atomic uint64_t records_out;
     _Atomic int64_t watermark_ms; /* SPATE_WATERMARK_MIN: none yet */
+    /* The task this operator heads (a source, or the receiving half of a
+     * key_by), else 0: its time running, backpressured and idle
+     * (sp_task_times), continued across restarts. */
+    _Atomic uint64_t task_busy_ns;
+    _Atomic uint64_t task_backpressured_ns;
+    _Atomic uint64_t task_idle_ns;
 };
 
 struct shard_live {

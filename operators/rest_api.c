@@ -109,8 +109,8 @@ struct shard_view {
     uint32_t ring_occupancy; /* outbound, all peers */
     uint32_t ring_capacity;
     int64_t watermark_ms; /* min over operators with one; MIN: none */
-    int busiest;          /* node id with the most records in; -1 none */
-    uint64_t busiest_records;
+    int busiest;              /* head of the task that ran longest; -1 none yet */
+    uint64_t busiest_busy_ns; /* its time running */
     uint64_t state_bytes;
 };
 
@@ -142,12 +142,12 @@ static void shard_view(struct spate_job *job, struct sp_runtime *rt, uint32_t s,
         for (uint32_t i = 0; i < l->n_nodes && i < job->n_nodes; i++) {
             struct op_live *o = sp_job_live_op(l, s, i);
             const struct node *n = job->nodes[i];
-            uint64_t in = LIVE_GET(o->records_in);
             if (is_source(n))
                 v->records_in += LIVE_GET(o->records_out);
-            else if (in > v->busiest_records || v->busiest < 0) {
+            uint64_t busy = LIVE_GET(o->task_busy_ns);
+            if ((is_source(n) || n->kind == NODE_KEY_BY) && busy > v->busiest_busy_ns) {
                 v->busiest = (int)i;
-                v->busiest_records = in;
+                v->busiest_busy_ns = busy;
             }
             int64_t wm = LIVE_GET(o->watermark_ms);
             if (!is_source(n) && wm != SPATE_WATERMARK_MIN && wm < v->watermark_ms)
@@ -451,9 +451,12 @@ static void get_shards(struct spate_rest *r, struct sp_rest_response *resp)
                     json_object_set_new(o, "watermark", json_integer(v.watermark_ms));
                     json_object_set_new(o, "watermark-lag-ms", json_integer(now - v.watermark_ms));
                 }
-                if (v.busiest >= 0)
+                if (v.busiest >= 0) {
                     json_object_set_new(o, "busiest-operator",
                                         json_string(job->nodes[v.busiest]->name));
+                    json_object_set_new(o, "busiest-operator-busy-seconds",
+                                        json_real((double)v.busiest_busy_ns / 1e9));
+                }
                 json_array_append_new(a, o);
             }
         }
@@ -525,6 +528,34 @@ static void render_job_metrics(struct sp_prom *w, struct spate_job *job)
                                       pass ? "spate_operator_watermark_lag_seconds"
                                            : "spate_operator_watermark_seconds",
                                       lab, 3, pass ? (double)(now - wm) / 1e3 : (double)wm / 1e3);
+            }
+        }
+    }
+    /* Task times: one series per task, named by its head operator (the
+     * source, or key_by(...) for the task receiving that exchange); the
+     * task runs the whole operator chain behind its head. */
+    static const struct op_series times[] = {
+        {"spate_task_busy_seconds_total", SP_PROM_COUNTER,
+         "Time the task (the operator chain headed by `task`) ran."},
+        {"spate_task_backpressured_seconds_total", SP_PROM_COUNTER,
+         "Time the task waited for space in a ring or for a free batch."},
+        {"spate_task_idle_seconds_total", SP_PROM_COUNTER, "Time the task waited for input."},
+    };
+    struct sp_prom_label tl[3] = {{"job_name", job->name}, {"task", ""}, {"shard", shard_id}};
+    for (size_t f = 0; f < sizeof(times) / sizeof(times[0]); f++) {
+        sp_prom_family(w, times[f].name, times[f].type, times[f].help);
+        for (uint32_t i = 0; i < l->n_nodes && i < job->n_nodes; i++) {
+            const struct node *n = job->nodes[i];
+            if (!is_source(n) && n->kind != NODE_KEY_BY)
+                continue;
+            tl[1].value = n->name;
+            for (uint32_t s = 0; s < l->n_shards; s++) {
+                struct op_live *o = sp_job_live_op(l, s, i);
+                snprintf(shard_id, sizeof(shard_id), "%u", s);
+                uint64_t v = f == 0   ? LIVE_GET(o->task_busy_ns)
+                             : f == 1 ? LIVE_GET(o->task_backpressured_ns)
+                                      : LIVE_GET(o->task_idle_ns);
+                sp_prom_sample_double(w, times[f].name, tl, 3, (double)v / 1e9);
             }
         }
     }

@@ -335,9 +335,14 @@ static struct task_list *wait_list(struct sp_shard *s, uint8_t wait)
 static void make_runnable(struct sp_shard *s, struct sp_task *t)
 {
     sp_timer_cancel(s, &t->deadline);
+    uint64_t waited = sp_clock_ns() - t->wait_since_ns;
     if (t->wait == WAIT_SPACE) {
-        uint64_t blocked = sp_clock_ns() - t->wait_since_ns;
-        SP_METRIC_ADD(s->metrics->peers[t->wait_peer].backpressure_ns, blocked);
+        SP_METRIC_ADD(s->metrics->peers[t->wait_peer].backpressure_ns, waited);
+        t->backpressured_ns += waited;
+    } else if (t->wait == WAIT_BATCH) {
+        t->backpressured_ns += waited;
+    } else if (t->wait == WAIT_INBOUND) {
+        t->idle_ns += waited;
     }
     t->wait = WAIT_NONE;
     t->state = TASK_RUNNABLE;
@@ -430,6 +435,7 @@ static int run_tasks(struct sp_shard *s)
         s->task_start_ns = now;
         int rc = t->fn(s, t, t->arg);
         uint64_t end = sp_clock_ns();
+        t->busy_ns += end - now;
         ran++;
         if (end - now > s->stall_ns) {
             char what[SPATE_TASK_NAME_MAX + 16];
@@ -853,4 +859,11 @@ void sp_reactor_fini(struct sp_shard *s)
     s->ring_ready = false;
     /* The eventfd belongs to the runtime: other threads may still write to
      * it (a late stop request), so it is closed only in sp_runtime_destroy. */
+}
+
+void sp_task_times(const struct sp_task *t, struct sp_task_times *out)
+{
+    out->busy_ns = t->busy_ns;
+    out->backpressured_ns = t->backpressured_ns;
+    out->idle_ns = t->idle_ns;
 }

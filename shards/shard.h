@@ -85,6 +85,22 @@ void sp_task_wait_deadline(struct sp_shard *shard, struct sp_task *task, uint64_
 /* Makes a parked task runnable (no-op if it is not parked). */
 void sp_task_wake(struct sp_shard *shard, struct sp_task *task);
 
+/*
+ * Where a task's time went since it was spawned, ns: running (busy), parked
+ * on a full ring or an empty batch pool (backpressured), parked waiting for
+ * input (idle). Time runnable but not yet picked, and other waits (a
+ * deadline, sp_task_wake), count in none. Flink reports the same three per
+ * task (busyTimeMsPerSecond, backPressuredTimeMsPerSecond,
+ * idleTimeMsPerSecond). A wait is counted when it ends. Call on the task's
+ * shard only.
+ */
+struct sp_task_times {
+    uint64_t busy_ns;
+    uint64_t backpressured_ns;
+    uint64_t idle_ns;
+};
+void sp_task_times(const struct sp_task *task, struct sp_task_times *out);
+
 /* ---- timers -------------------------------------------------------------- */
 
 /* A reactor timer; storage provided by the caller (init/fini). Fires once. */

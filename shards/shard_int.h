@@ -48,6 +48,11 @@ struct sp_task {
     uint32_t wait_peer;       /* WAIT_SPACE: the peer whose ring is full */
     uint32_t wait_channel;    /* WAIT_SPACE: on which data channel */
     uint64_t wait_since_ns;   /* for backpressure accounting */
+    /* Where the task's time went (sp_task_times): running, parked on a full
+     * ring or an empty batch pool, parked waiting for input. Owner only. */
+    uint64_t busy_ns;
+    uint64_t backpressured_ns;
+    uint64_t idle_ns;
     struct sp_timer deadline; /* optional deadline while waiting */
     char name[SPATE_TASK_NAME_MAX];
 };

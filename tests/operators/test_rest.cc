@@ -294,6 +294,22 @@ TEST_F(RestApi, Metrics)
           "spate_checkpoint_last_size_bytes", "spate_checkpoint_last_channel_state_bytes",
           "spate_shard_state_bytes"})
         EXPECT_NE(std::string::npos, r.body.find(f)) << f;
+    // Task times: the source's task has run, and the key_by's receiving
+    // task has both run and waited for input.
+    auto value = [&](const std::string &series) {
+        size_t at = r.body.find(series + " ");
+        return at == std::string::npos ? -1.0 : std::atof(r.body.c_str() + at + series.size() + 1);
+    };
+    for (const char *sh : {"0", "1"}) {
+        const std::string labels =
+            std::string("{job_name=\"rest-test\",task=\"events\",shard=\"") + sh + "\"}";
+        EXPECT_GT(value("spate_task_busy_seconds_total" + labels), 0.0) << r.body;
+        EXPECT_GE(value("spate_task_backpressured_seconds_total" + labels), 0.0) << r.body;
+        EXPECT_GE(value("spate_task_idle_seconds_total" + labels), 0.0) << r.body;
+    }
+    EXPECT_NE(std::string::npos, r.body.find("spate_task_busy_seconds_total{job_name=\"rest-test\","
+                                             "task=\"key_by(events)\""))
+        << r.body;
     // Every metric the Grafana dashboard queries exists.
     std::ifstream dash(std::string(SPATE_SOURCE_DIR) + "/docs/grafana/spate.json");
     std::stringstream ds;
