@@ -5,6 +5,8 @@
 // output checked record by record.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -73,6 +75,13 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
     ASSERT_TRUE(std::filesystem::exists(root + "/lib/libspate.so")) << r.output;
     // Nothing outside DESTDIR.
     EXPECT_FALSE(std::filesystem::exists(prefix));
+    // The library exports the public API and nothing else.
+    Out syms = sh("nm -D --defined-only '" + root + "/lib/libspate.so' | awk '{print $3}'");
+    ASSERT_EQ(0, syms.exit_code) << syms.output;
+    EXPECT_NE(std::string::npos, syms.output.find("spate_job_create")) << syms.output;
+    std::istringstream names(syms.output);
+    for (std::string n; std::getline(names, n);)
+        EXPECT_TRUE(n.rfind("spate_", 0) == 0 || n == "SPATE_0") << "exported: " << n;
 
     // 1. cc + pkg-config (spate.pc finds its prefix from its own place).
     std::string src = std::string(SPATE_SOURCE_DIR) + "/tests/tools/data";
