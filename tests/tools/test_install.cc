@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <signal.h>
 #include <sys/wait.h>
 
 #include "tests/common/temp_dir.h"
@@ -106,6 +107,76 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
     r = sh(run + "'" + t.path() + "/b/libmy_job.so' -- 3 >/dev/null; " + root +
            "/bin/spate --version");
     EXPECT_NE(std::string::npos, r.output.find("spate 0.1.0")) << r.output;
+}
+
+// docs/fraud-job.md: the fraud scorer's own sources, copied, built against
+// the installed Spate as a user's job, run with the installed spate on the
+// installed embedded broker: it raises an alert for every pattern the
+// generator injected, and no other.
+TEST(Install, FraudJobFromItsSourcesAsAUsersJob)
+{
+    TempDir t;
+    std::string stage = t.path() + "/stage", prefix = "/opt/spate-test";
+    Out r = sh("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix +
+               " >/dev/null");
+    ASSERT_EQ(0, r.exit_code) << r.output;
+    const std::string root = stage + prefix, work = t.path() + "/my_fraud";
+    const std::string fraud = std::string(SPATE_SOURCE_DIR) + "/tools/fraud";
+    r = sh("mkdir '" + work + "' && cp '" + fraud + "'/fraud.h '" + fraud + "'/fraud.c '" + fraud +
+           "'/fraud_kafka.h '" + fraud + "'/fraud_kafka.c '" SPATE_SOURCE_DIR
+           "/tests/tools/data/my_fraud.c' '" + work + "'");
+    ASSERT_EQ(0, r.exit_code) << r.output;
+    const std::string env = "PKG_CONFIG_PATH='" + root + "/lib/pkgconfig' ";
+    r = sh("cd '" + work + "' && " + env + "cc -shared -fPIC -Wall -Werror -I. $(" + env +
+           "pkg-config --cflags --libs spate) fraud.c fraud_kafka.c my_fraud.c -o my_fraud.so -lm");
+    ASSERT_EQ(0, r.exit_code) << r.output;
+
+    const std::string spate = root + "/bin/spate";
+    FILE *broker = popen(("sh -c 'echo $$; exec " + spate +
+                          " kafka-broker --topic payments.auth:4 --topic fraud_alerts:1"
+                          " --topic payments.late:1 --topic payments.dlq:1'")
+                             .c_str(),
+                         "r");
+    ASSERT_NE(nullptr, broker);
+    char line[256] = {0};
+    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
+    const long pid = atol(line);
+    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker)) << "the installed broker did not start";
+    std::string bs = line;
+    ASSERT_EQ(0u, bs.rfind("bootstrap=", 0)) << bs;
+    bs = bs.substr(10, bs.find('\n') - 10);
+    const std::string truth = t.path() + "/truth.jsonl";
+    r = sh(spate + " gen payments --bootstrap " + bs + " --count 40000 --truth " + truth);
+    EXPECT_EQ(0, r.exit_code) << r.output;
+    r = sh("cd '" + work + "' && " + spate +
+           " run -D rest.port=0 -D shards.count=2 -D shards.pin=false"
+           " -D execution.checkpointing.interval=500ms -D execution.checkpointing.timeout=60s"
+           " -D execution.checkpointing.dir=ck ./my_fraud.so -- --bootstrap " +
+           bs + " --bounded --alerts-dir alerts 2>&1 | grep -v WARN");
+    EXPECT_NE(std::string::npos, r.output.find("FINISHED")) << r.output;
+    kill((pid_t)pid, SIGTERM);
+    pclose(broker);
+
+    // (rule, user for rule 1 or card) of the truth file and of the alerts.
+    auto ids = [](const std::string &text, const char *sep) {
+        std::multiset<std::pair<int, long long>> out;
+        std::istringstream in(text);
+        std::string l;
+        const std::string rule = std::string("\"rule\"") + sep, user = std::string("\"user_id\"") + sep,
+                          card = std::string("\"card_id\"") + sep;
+        while (std::getline(in, l)) {
+            size_t a = l.find(rule), b = l.find(user), c = l.find(card);
+            if (a == std::string::npos || b == std::string::npos || c == std::string::npos)
+                continue;
+            int rl = atoi(l.c_str() + a + rule.size());
+            out.insert({rl, atoll(l.c_str() + (rl == 1 ? b + user.size() : c + card.size()))});
+        }
+        return out;
+    };
+    const auto want = ids(sh("cat '" + truth + "'").output, ": ");
+    const auto got = ids(sh("cat '" + work + "'/alerts/part-*").output, ":");
+    ASSERT_EQ(3u, want.size()) << "40000 payments hold 3 complete patterns";
+    EXPECT_EQ(want, got);
 }
 
 } // namespace
