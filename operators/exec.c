@@ -1254,6 +1254,12 @@ static int source_task_slice(struct sp_shard *s, struct sp_task *t, void *arg)
 
 /* ---- external sinks (sink_op.h) ---------------------------------------------- */
 
+int sp_sink_fail(struct sp_sink_shard *k, int code, const char *detail)
+{
+    char what[SPATE_ERROR_MESSAGE_MAX];
+    snprintf(what, sizeof(what), "%s: %s", k->op->node->name, detail);
+    return fail(k->op->se, code, what);
+}
 struct sp_shard *sp_sink_shard(const struct sp_sink_shard *k)
 {
     return k->op->se->shard;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "operators/kafka_int.h"
 
 /* Properties Spate owns: setting them would break offsets in checkpoints or
@@ -116,15 +117,26 @@ int sp_kafka_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
     return 0;
 }
 
+/* librdkafka's own log lines (its threads' connection attempts, "1/1
+ * brokers are down", ...) at Spate's debug level: what matters comes back
+ * through the API (consumer errors, delivery reports, failed metadata
+ * requests) and Spate reports it once, naming the option to fix, instead
+ * of a stream of lines per producer on stderr. */
+static void kafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *line)
+{
+    (void)level;
+    SP_LOG_DEBUG("librdkafka %s: %s: %s", rd_kafka_name(rk), facility, line);
+}
+
 int sp_kafka_conf_build(const struct sp_kafka_cfg *cfg, rd_kafka_conf_t **out,
                         struct spate_error *err)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = sp_kafka_conf_set(conf, "bootstrap.servers", cfg->bootstrap, err);
-    /* librdkafka logs to stderr on its own threads; Spate's log is the
-     * place for what matters (errors come back through the API). */
     if (rc == 0)
         rc = sp_kafka_conf_set(conf, "log_level", "3", err);
+    if (rc == 0)
+        rd_kafka_conf_set_log_cb(conf, kafka_log);
     for (uint32_t at = 0; rc == 0 && at < cfg->props_bytes;) {
         const char *k = cfg->props + at;
         const char *v = k + strlen(k) + 1;

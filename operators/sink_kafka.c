@@ -75,6 +75,7 @@ struct txn_slot {
 };
 
 struct kafka_sink_shard {
+    struct sp_sink_shard *k;
     const struct sp_kafka_cfg *cfg;
     uint32_t shard;
     rd_kafka_t *rk; /* none, at-least-once */
@@ -285,7 +286,24 @@ static int new_producer(struct kafka_sink_shard *ks, const char *txn_id, rd_kafk
     }
     *rk_out = rk;
     *rkt_out = rd_kafka_topic_new(rk, cfg->topic, NULL);
-    return *rkt_out ? 0 : sink_failed(cfg, -EINVAL, "cannot name the topic", cfg->topic);
+    if (!*rkt_out)
+        return sink_failed(cfg, -EINVAL, "cannot name the topic", cfg->topic);
+    /* One bounded metadata request before anything that waits on the
+     * cluster (init_transactions waits up to SP_KAFKA_FLUSH_TIMEOUT_MS per
+     * slot): brokers that cannot be reached fail the start with their
+     * address instead of a minute-long wait per producer. */
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t me = rd_kafka_metadata(rk, 0, *rkt_out, &md, SP_KAFKA_METADATA_TIMEOUT_MS);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (me) {
+        char what[SP_KAFKA_BOOTSTRAP_BYTES_MAX + 200];
+        snprintf(what, sizeof(what),
+                 "properties.bootstrap.servers %s: no broker answered in %d s (%s)",
+                 cfg->bootstrap, SP_KAFKA_METADATA_TIMEOUT_MS / 1000, rd_kafka_err2str(me));
+        return sp_sink_fail(ks->k, -EHOSTUNREACH, what);
+    }
+    return 0;
 }
 
 static void txn_id_of(const struct sp_kafka_cfg *cfg, uint32_t shard, uint32_t slot, char *out,
@@ -302,6 +320,7 @@ static int kafka_sink_open(struct sp_sink_shard *k)
         return -ENOMEM;
     memset(ks, 0, sizeof(*ks));
     *sp_sink_impl(k) = ks; /* close() frees what open got to */
+    ks->k = k;
     ks->cfg = sp_sink_config(k);
     ks->shard = sp_sink_index(k);
     ks->open_slot = -1;

@@ -62,6 +62,10 @@ struct sp_sink_vtable {
 int sp_job_add_sink(struct spate_job *job, const char *name, const struct sp_sink_vtable *vt,
                     struct spate_stream *in, const void *cfg, size_t cfg_bytes);
 
+/* Fails the job from a sink's callback with a message naming the cause
+ * ("<sink name>: <detail>: <strerror(code)>" becomes the job's error when
+ * it is the first failure); returns code, for `return sp_sink_fail(...)`. */
+int sp_sink_fail(struct sp_sink_shard *k, int code, const char *detail);
 struct sp_shard *sp_sink_shard(const struct sp_sink_shard *k);
 uint32_t sp_sink_index(const struct sp_sink_shard *k); /* the shard id */
 const void *sp_sink_config(const struct sp_sink_shard *k);

@@ -17,6 +17,7 @@
 #include <thread>
 #include <unistd.h>
 
+#include "tests/common/temp_dir.h"
 #include "tests/tools/recovery_harness.h"
 
 using namespace spate_recovery;
@@ -133,6 +134,25 @@ class Background
     bool waited_ = false;
     std::string log_;
 };
+
+// A Kafka broker nobody answers at: the run fails within the metadata
+// timeout (10 s), exit 1, and its last line names the option and address.
+TEST(SpateCli, UnreachableKafkaBrokerFailsTheRunNamingIt)
+{
+    TempDir t;
+    Out r = sh(kSpate + " run -D rest.port=0 -D shards.count=2 -D shards.pin=false"
+                        " -D execution.checkpointing.interval=1s -D execution.checkpointing.dir='" +
+               t.path() + "' fraud -- --bootstrap 127.0.0.1:1");
+    EXPECT_EQ(1, r.exit_code) << r.output;
+    std::string out = r.output;
+    while (!out.empty() && out.back() == '\n')
+        out.pop_back();
+    const std::string last = out.substr(out.rfind('\n') + 1);
+    EXPECT_EQ(0u, last.rfind("spate: error: ", 0)) << r.output;
+    EXPECT_NE(std::string::npos, last.find("properties.bootstrap.servers 127.0.0.1:1")) << last;
+    EXPECT_NE(std::string::npos, last.find("no broker answered")) << last;
+    EXPECT_EQ(std::string::npos, r.output.find("%3|")) << "librdkafka's own log on stderr";
+}
 
 TEST(SpateCli, HelpForEveryVerb)
 {

@@ -50,7 +50,11 @@ int fraud_kafka_build(struct spate_job *job, const char *bootstrap, struct fraud
     if (rc < 0)
         return rc;
     char ttl[96];
-    snprintf(ttl, sizeof(ttl), "properties.transaction.timeout.ms=%d", 600000);
+    /* The brokers' default most (transaction.max.timeout.ms, 15 min): a
+     * transaction stays open from one checkpoint until the next completes,
+     * so this covers the default checkpoint timeout (10 min) plus any
+     * interval up to 5 min. */
+    snprintf(ttl, sizeof(ttl), "properties.transaction.timeout.ms=%d", 900000);
     const char *alert_opts[] = {bs,
                                 "topic=" FRAUD_TOPIC_ALERTS,
                                 "format=json",
