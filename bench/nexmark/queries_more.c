@@ -78,6 +78,17 @@ struct q19_out {
     int64_t rank_number;
 };
 
+/* A bid projected to the columns an aggregation reads (the planner's
+ * projection pushdown): the key_by exchange then copies 40 bytes (and the
+ * channel, for q16 only) instead of the whole bid and its strings. */
+struct bid_slim {
+    int64_t auction;
+    int64_t bidder;
+    int64_t price;
+    int64_t date_time;
+    struct spate_str channel; /* q16 only; empty otherwise */
+};
+
 /* q20's input, one source: an auction (kind 0) or a bid (kind 1, id = its
  * auction); and its output, the bid with its auction's columns. */
 struct q20_row {
@@ -153,7 +164,7 @@ struct q16_out {
     int64_t rank_auctions[3];
 };
 
-enum { M_Q10, M_Q12, M_Q17, M_Q19, M_Q20_ROW, M_Q20, M_Q15_PART, M_Q15, M_Q16, M_COUNT };
+enum { M_SLIM, M_Q10, M_Q12, M_Q17, M_Q19, M_Q20_ROW, M_Q20, M_Q15_PART, M_Q15, M_Q16, M_COUNT };
 _Static_assert(M_COUNT <= NEXMARK_MORE_SCHEMAS, "room for the schemas");
 
 #define FIELD(s, T, m, type) SPATE_SCHEMA_FIELD(s, T, m, SPATE_TYPE_##type)
@@ -172,7 +183,8 @@ static void stats_fields(struct spate_schema *s, size_t first)
 int sp_nexmark_more_schemas(struct nexmark *nx)
 {
     struct spate_schema **q = nx->more_schema;
-    if (spate_schema_create("q10", sizeof(struct q10_out), &q[M_Q10]) < 0 ||
+    if (spate_schema_create("bid_slim", sizeof(struct bid_slim), &q[M_SLIM]) < 0 ||
+        spate_schema_create("q10", sizeof(struct q10_out), &q[M_Q10]) < 0 ||
         spate_schema_create("q12", sizeof(struct q12_out), &q[M_Q12]) < 0 ||
         spate_schema_create("q17", sizeof(struct q17_out), &q[M_Q17]) < 0 ||
         spate_schema_create("q19", sizeof(struct q19_out), &q[M_Q19]) < 0 ||
@@ -182,6 +194,11 @@ int sp_nexmark_more_schemas(struct nexmark *nx)
         spate_schema_create("q15", sizeof(struct q15_out), &q[M_Q15]) < 0 ||
         spate_schema_create("q16", sizeof(struct q16_out), &q[M_Q16]) < 0)
         return -ENOMEM;
+    FIELD(q[M_SLIM], struct bid_slim, auction, I64);
+    FIELD(q[M_SLIM], struct bid_slim, bidder, I64);
+    FIELD(q[M_SLIM], struct bid_slim, price, I64);
+    FIELD(q[M_SLIM], struct bid_slim, date_time, TIMESTAMP_MS);
+    FIELD(q[M_SLIM], struct bid_slim, channel, STRING);
     FIELD(q[M_Q10], struct q10_out, auction, I64);
     FIELD(q[M_Q10], struct q10_out, bidder, I64);
     FIELD(q[M_Q10], struct q10_out, price, I64);
@@ -327,6 +344,27 @@ static void zero_create(void *acc, void *arg)
     (void)acc, (void)arg; /* a zeroed accumulator is the initial one */
 }
 
+/* arg: non-NULL to keep the channel. */
+static int slim_map(struct spate_ctx *c, const void *in, void *out, void *arg)
+{
+    (void)c;
+    const struct nexmark_bid *b = in;
+    struct bid_slim *o = out;
+    o->auction = b->auction;
+    o->bidder = b->bidder;
+    o->price = b->price;
+    o->date_time = b->date_time;
+    if (arg)
+        o->channel = b->channel;
+    return 1;
+}
+
+static struct spate_stream *slim_bids(struct spate_job *job, struct nexmark *nx, bool channel)
+{
+    return spate_map(job, "project", nexmark_source(job, nx, NEXMARK_BID), nx->more_schema[M_SLIM],
+                     slim_map, channel ? nx : NULL);
+}
+
 /* ---- q10: log to file system -------------------------------------------------------- */
 
 /* The bid with its partition columns (dt, hm), formatted per record: a
@@ -377,7 +415,7 @@ static void q17_add(void *acc, const void *in, void *arg)
 {
     (void)arg;
     struct q17_acc *a = acc;
-    const struct nexmark_bid *b = in;
+    const struct bid_slim *b = in;
     if (a->n[0] + a->n[1] + a->n[2] == 0 || b->price < a->min)
         a->min = b->price;
     if (b->price > a->max)
@@ -737,14 +775,14 @@ static uint32_t chan_key(const void *channel_rec, int64_t v, void *key_out)
 static uint32_t q16_bidder_key(const void *rec, void *key_out, void *arg)
 {
     (void)arg;
-    const struct nexmark_bid *b = rec;
+    const struct bid_slim *b = rec;
     return chan_key(&b->channel, b->bidder, key_out);
 }
 
 static uint32_t q16_auction_key(const void *rec, void *key_out, void *arg)
 {
     (void)arg;
-    const struct nexmark_bid *b = rec;
+    const struct bid_slim *b = rec;
     return chan_key(&b->channel, b->auction, key_out);
 }
 
@@ -767,7 +805,7 @@ static void q15_bidder_add(void *acc, const void *in, void *arg)
 {
     (void)arg;
     struct q15_part *p = acc;
-    const struct nexmark_bid *b = in;
+    const struct bid_slim *b = in;
     int r = price_rank(b->price);
     p->n[r]++;
     p->mask |= 1 << r;
@@ -778,7 +816,7 @@ static void q15_bidder_add(void *acc, const void *in, void *arg)
 static void q15_auction_add(void *acc, const void *in, void *arg)
 {
     (void)arg;
-    ((struct q15_part *)acc)->mask |= 1 << price_rank(((const struct nexmark_bid *)in)->price);
+    ((struct q15_part *)acc)->mask |= 1 << price_rank(((const struct bid_slim *)in)->price);
 }
 
 static int q15_part_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
@@ -866,7 +904,7 @@ static int q16_day_result(struct spate_ctx *c, const struct spate_window *w, con
 static bool q16_channel_ok(struct spate_ctx *c, const void *in, void *arg)
 {
     (void)c, (void)arg;
-    return ((const struct nexmark_bid *)in)->channel.len <= CHANNEL_BYTES;
+    return ((const struct bid_slim *)in)->channel.len <= CHANNEL_BYTES;
 }
 
 static struct spate_stream *q15_build(struct spate_job *job, struct nexmark *nx, bool by_channel,
@@ -887,7 +925,7 @@ static struct spate_stream *q15_build(struct spate_job *job, struct nexmark *nx,
                                         .create = zero_create,
                                         .add = q15_day_add,
                                         .result = by_channel ? q16_day_result : q15_day_result};
-    struct spate_stream *bids = nexmark_source(job, nx, NEXMARK_BID);
+    struct spate_stream *bids = slim_bids(job, nx, by_channel);
     struct spate_stream *by_bidder, *by_auction;
     if (by_channel) {
         bids = spate_filter(job, "q16-channel-len", bids, q16_channel_ok, NULL);
@@ -931,7 +969,7 @@ struct spate_stream *sp_nexmark_query_more(struct spate_job *job, struct nexmark
                                             .add = count_add,
                                             .result = q12_result};
         schema = q[M_Q12];
-        struct spate_stream *bids = nexmark_source(job, nx, NEXMARK_BID);
+        struct spate_stream *bids = slim_bids(job, nx, false);
         tail = spate_window_aggregate(job, "q12-proctime", spate_key_by_field(job, bids, "bidder"),
                                       &tumble, schema, &count, NULL);
     } else if (strcmp(name, "q17") == 0) {
@@ -942,7 +980,7 @@ struct spate_stream *sp_nexmark_query_more(struct spate_job *job, struct nexmark
                                             .add = q17_add,
                                             .result = q17_result};
         schema = q[M_Q17];
-        struct spate_stream *bids = nexmark_source(job, nx, NEXMARK_BID);
+        struct spate_stream *bids = slim_bids(job, nx, false);
         tail =
             spate_window_aggregate(job, "q17-auction-day", spate_key_by_field(job, bids, "auction"),
                                    &day, schema, &stats, NULL);
