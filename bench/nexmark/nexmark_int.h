@@ -44,6 +44,8 @@ struct more_states {
     int meta;  /* q20: value, whether the auction came and is category 10 */
     int a;     /* q20: value, the category-10 auction, strings copied */
     int early; /* q20: list, bids that came before their auction */
+    int stats; /* q16: map day -> counts */
+    int seen;  /* q16: map (day, kind, id) -> price ranks seen */
 };
 
 #define NEXMARK_MORE_SCHEMAS 16

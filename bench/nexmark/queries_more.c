@@ -130,14 +130,13 @@ struct q20_out {
     struct spate_str a_extra;
 };
 
-/* q15/q16 stage 1: per day and bidder (kind 0: bid counts per price rank,
+/* q15 stage 1: per day and bidder (kind 0: bid counts per price rank,
  * the ranks seen as a mask, the latest bid time) or per day and auction
- * (kind 1: the mask only); q16 adds the channel. */
+ * (kind 1: the mask only). */
 struct q15_part {
     int64_t day_start;
     int64_t n[3];
     int64_t max_time;
-    struct spate_str channel;
     int32_t kind;
     int32_t mask;
 };
@@ -268,7 +267,6 @@ int sp_nexmark_more_schemas(struct nexmark *nx)
     spate_schema_add(q[M_Q15_PART], "n2", SPATE_TYPE_I64, offsetof(struct q15_part, n) + 16, 8,
                      NULL);
     FIELD(q[M_Q15_PART], struct q15_part, max_time, TIMESTAMP_MS);
-    FIELD(q[M_Q15_PART], struct q15_part, channel, STRING);
     FIELD(q[M_Q15_PART], struct q15_part, kind, I32);
     FIELD(q[M_Q15_PART], struct q15_part, mask, I32);
     FIELD(q[M_Q15], struct q15_out, day, CHARS);
@@ -756,50 +754,7 @@ static int q20_process(struct spate_ctx *c, const void *in, void *arg)
  * hand): stage 1 keyed by bidder (and by auction) per day folds each
  * bidder's bids into counts per price rank and a mask of the ranks it bid
  * in; stage 2 keyed by day sums the counts and counts the masks' bits, so
- * a distinct bidder counts once per rank however many bids it made. q16
- * keys both stages by channel too. */
-
-/* Keys: the int64 field, then (q16) the channel's bytes. */
-static uint32_t chan_key(const void *channel_rec, int64_t v, void *key_out)
-{
-    const struct spate_str *ch = channel_rec;
-    memcpy(key_out, &v, 8);
-    uint32_t n = ch ? ch->len : 0;
-    if (n > SPATE_KEY_BYTES_MAX - 8)
-        n = SPATE_KEY_BYTES_MAX - 8; /* channels are at most CHANNEL_BYTES (checked in stage 1) */
-    if (n)
-        memcpy((char *)key_out + 8, ch->ptr, n);
-    return 8 + n;
-}
-
-static uint32_t q16_bidder_key(const void *rec, void *key_out, void *arg)
-{
-    (void)arg;
-    const struct bid_slim *b = rec;
-    return chan_key(&b->channel, b->bidder, key_out);
-}
-
-static uint32_t q16_auction_key(const void *rec, void *key_out, void *arg)
-{
-    (void)arg;
-    const struct bid_slim *b = rec;
-    return chan_key(&b->channel, b->auction, key_out);
-}
-
-static uint32_t q16_day_key(const void *rec, void *key_out, void *arg)
-{
-    (void)arg;
-    const struct q15_part *p = rec;
-    return chan_key(&p->channel, p->day_start, key_out);
-}
-
-/* The channel part of the current key (empty for q15's keys). */
-static struct spate_str key_channel(struct spate_ctx *c)
-{
-    uint32_t n;
-    const char *k = spate_ctx_key(c, &n);
-    return (struct spate_str){k + 8, n - 8};
-}
+ * a distinct bidder counts once per rank however many bids it made. */
 
 static void q15_bidder_add(void *acc, const void *in, void *arg)
 {
@@ -819,14 +774,12 @@ static void q15_auction_add(void *acc, const void *in, void *arg)
     ((struct q15_part *)acc)->mask |= 1 << price_rank(((const struct bid_slim *)in)->price);
 }
 
-static int q15_part_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
-                           void *out, int32_t kind)
+static int q15_part_result(const struct spate_window *w, const void *acc, void *out, int32_t kind)
 {
     struct q15_part *o = out;
     memcpy(o, acc, sizeof(*o));
     o->day_start = w->start_ms;
     o->kind = kind;
-    o->channel = key_channel(c);
     return 1;
 }
 
@@ -834,14 +787,16 @@ static int q15_bidder_result(struct spate_ctx *c, const struct spate_window *w, 
                              void *out, void *arg)
 {
     (void)arg;
-    return q15_part_result(c, w, acc, out, 0);
+    (void)c;
+    return q15_part_result(w, acc, out, 0);
 }
 
 static int q15_auction_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
                               void *out, void *arg)
 {
     (void)arg;
-    return q15_part_result(c, w, acc, out, 1);
+    (void)c;
+    return q15_part_result(w, acc, out, 1);
 }
 
 /* Stage 2's accumulator: bid counts, distinct bidders and auctions per
@@ -888,27 +843,7 @@ static int q15_day_result(struct spate_ctx *c, const struct spate_window *w, con
     return 1;
 }
 
-static int q16_day_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
-                          void *out, void *arg)
-{
-    (void)arg;
-    const struct q15_acc *a = acc;
-    struct q16_out *o = out;
-    o->channel = key_channel(c);
-    format_day(w->start_ms, o->day);
-    format_minute(a->max_time, o->minute); /* max of 'HH:mm' in a day = that of the max time */
-    stats_out(a, &o->total_bids);
-    return 1;
-}
-
-static bool q16_channel_ok(struct spate_ctx *c, const void *in, void *arg)
-{
-    (void)c, (void)arg;
-    return ((const struct bid_slim *)in)->channel.len <= CHANNEL_BYTES;
-}
-
-static struct spate_stream *q15_build(struct spate_job *job, struct nexmark *nx, bool by_channel,
-                                      const struct spate_schema **out_schema)
+static struct spate_stream *q15_build(struct spate_job *job, struct nexmark *nx)
 {
     struct spate_schema **q = nx->more_schema;
     struct spate_window_spec day = {
@@ -924,27 +859,104 @@ static struct spate_stream *q15_build(struct spate_job *job, struct nexmark *nx,
     struct spate_aggregate_fns stats = {.acc_bytes = sizeof(struct q15_acc),
                                         .create = zero_create,
                                         .add = q15_day_add,
-                                        .result = by_channel ? q16_day_result : q15_day_result};
-    struct spate_stream *bids = slim_bids(job, nx, by_channel);
-    struct spate_stream *by_bidder, *by_auction;
-    if (by_channel) {
-        bids = spate_filter(job, "q16-channel-len", bids, q16_channel_ok, NULL);
-        by_bidder = spate_key_by(job, bids, q16_bidder_key, NULL);
-        by_auction = spate_key_by(job, bids, q16_auction_key, NULL);
-    } else {
-        by_bidder = spate_key_by_field(job, bids, "bidder");
-        by_auction = spate_key_by_field(job, bids, "auction");
-    }
+                                        .result = q15_day_result};
+    struct spate_stream *bids = slim_bids(job, nx, false);
     struct spate_stream *parts[2] = {
-        spate_window_aggregate(job, by_channel ? "q16-bidders" : "q15-bidders", by_bidder, &day,
+        spate_window_aggregate(job, "q15-bidders", spate_key_by_field(job, bids, "bidder"), &day,
                                q[M_Q15_PART], &bidder, NULL),
-        spate_window_aggregate(job, by_channel ? "q16-auctions" : "q15-auctions", by_auction, &day,
+        spate_window_aggregate(job, "q15-auctions", spate_key_by_field(job, bids, "auction"), &day,
                                q[M_Q15_PART], &auction, NULL)};
-    struct spate_stream *all = spate_union(job, by_channel ? "q16-parts" : "q15-parts", parts, 2);
-    struct spate_stream *keyed = spate_key_by(job, all, q16_day_key, NULL); /* q15: no channel */
-    *out_schema = by_channel ? q[M_Q16] : q[M_Q15];
-    return spate_window_aggregate(job, by_channel ? "q16-stats" : "q15-stats", keyed, &day,
-                                  *out_schema, &stats, NULL);
+    struct spate_stream *all = spate_union(job, "q15-parts", parts, 2);
+    return spate_window_aggregate(job, "q15-stats", spate_key_by_field(job, all, "day_start"), &day,
+                                  q[M_Q15], &stats, NULL);
+}
+
+/* q16 without per-bidder windows: keyed by channel (10,004 keys), one
+ * process function keeps per day the stats accumulator (map day ->
+ * struct q15_acc, one event-time timer per channel and day) and the
+ * price ranks each bidder and auction of the channel bid in that day (map
+ * (day, kind, id) -> mask). A bid updates the counts and, only when it adds
+ * a rank to its bidder's or auction's mask, the distinct counts. */
+struct q16_seen_key {
+    int64_t day_start;
+    int64_t id;
+    int64_t kind; /* 0 bidder, 1 auction */
+};
+
+static int q16_seen(struct spate_ctx *c, const struct more_states *st, struct q16_seen_key *k,
+                    int r, int64_t *distinct /* [4] */)
+{
+    int32_t mask = 0;
+    spate_map_get(c, st->seen, k, &mask);
+    if (mask & (1 << r))
+        return 0;
+    distinct[3] += mask == 0;
+    distinct[r]++;
+    mask |= 1 << r;
+    return spate_map_put(c, st->seen, k, &mask);
+}
+
+static int q16_process(struct spate_ctx *c, const void *in, void *arg)
+{
+    const struct more_states *st = arg;
+    const struct bid_slim *b = in;
+    int64_t day = b->date_time - b->date_time % DAY_MS; /* event times are positive */
+    if (day + DAY_MS - 1 <= spate_ctx_watermark(c))
+        return -ERANGE; /* its day fired already (invariant 2 of queries.c) */
+    struct q15_acc a;
+    if (!spate_map_get(c, st->stats, &day, &a)) {
+        memset(&a, 0, sizeof(a));
+        int rc = spate_timer_register(c, SPATE_EVENT_TIME, day + DAY_MS - 1);
+        if (rc < 0)
+            return rc;
+    }
+    int r = price_rank(b->price);
+    a.bids[r]++;
+    if (b->date_time > a.max_time)
+        a.max_time = b->date_time;
+    struct q16_seen_key k = {day, b->bidder, 0};
+    int rc = q16_seen(c, st, &k, r, a.bidders);
+    k = (struct q16_seen_key){day, b->auction, 1};
+    if (rc == 0)
+        rc = q16_seen(c, st, &k, r, a.auctions);
+    if (rc == 0)
+        rc = spate_map_put(c, st->stats, &day, &a);
+    return rc;
+}
+
+static int count_entries(const void *ukey, const void *value, void *fn_arg)
+{
+    (void)ukey, (void)value;
+    ++*(uint64_t *)fn_arg;
+    return 0;
+}
+
+static int q16_timer(struct spate_ctx *c, int64_t time_ms, enum spate_time_domain domain, void *arg)
+{
+    (void)domain;
+    const struct more_states *st = arg;
+    int64_t day = time_ms + 1 - DAY_MS;
+    struct q15_acc a;
+    if (!spate_map_get(c, st->stats, &day, &a))
+        return 0;
+    struct q16_out o;
+    memset(&o, 0, sizeof(o));
+    uint32_t n;
+    const char *key = spate_ctx_key(c, &n);
+    o.channel = (struct spate_str){key, n};
+    format_day(day, o.day);
+    format_minute(a.max_time, o.minute); /* max of 'HH:mm' in a day = that of the max time */
+    stats_out(&a, &o.total_bids);
+    int rc = spate_emit(c, &o);
+    spate_map_remove(c, st->stats, &day);
+    /* The seen entries of this day are dead: drop them all once no other
+     * day is open (always, with in-order input, except within the
+     * watermark lag after midnight); otherwise their TTL removes them. */
+    uint64_t open = 0;
+    spate_map_iterate(c, st->stats, count_entries, &open);
+    if (open == 0)
+        spate_state_clear(c, st->seen);
+    return rc;
 }
 
 /* ---- building ------------------------------------------------------------------------------ */
@@ -1009,8 +1021,18 @@ struct spate_stream *sp_nexmark_query_more(struct spate_job *job, struct nexmark
         st->meta = spate_value_state(tail, "meta", sizeof(int32_t), 0);
         st->a = spate_value_state(tail, "auction", sizeof(struct q20_auction_kept), 0);
         st->early = spate_list_state(tail, "early", sizeof(struct bid_kept), 0);
-    } else if (strcmp(name, "q15") == 0 || strcmp(name, "q16") == 0) {
-        tail = q15_build(job, nx, strcmp(name, "q16") == 0, &schema);
+    } else if (strcmp(name, "q15") == 0) {
+        schema = q[M_Q15];
+        tail = q15_build(job, nx);
+    } else if (strcmp(name, "q16") == 0) {
+        struct spate_process_fns fns = {q16_process, q16_timer};
+        schema = q[M_Q16];
+        struct spate_stream *bids = slim_bids(job, nx, true);
+        tail = spate_process(job, "q16-channel-day", spate_key_by_field(job, bids, "channel"),
+                             schema, &fns, st);
+        st->stats = spate_map_state(tail, "stats", sizeof(int64_t), sizeof(struct q15_acc), 0);
+        st->seen =
+            spate_map_state(tail, "seen", sizeof(struct q16_seen_key), sizeof(int32_t), 2 * DAY_MS);
     } else {
         return NULL;
     }
