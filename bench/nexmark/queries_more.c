@@ -4,9 +4,11 @@
  * same invariants as queries.c's head states. Flink runs q15-q20 as
  * unbounded aggregations, joins and ROW_NUMBER top-N with retractions;
  * Spate has no retraction streams, so each of them emits the final row of a
- * group once, when no later input can change it: at the end of the group's
- * event-time window (q15-q17: the day is a tumbling window) or at the end of
- * input (q18, q19: a timer at the last event time). A bounded run's output
+ * group once, when no later input can change it: when the watermark
+ * passes the end of the group's day (q15, q17: a tumbling 1-day window;
+ * q16: an event-time timer per channel and day) or at the end of input
+ * (q18, q19: a timer at the last event time). q20 is an inner join of
+ * append-only inputs and needs no retraction. A bounded run's output
  * is therefore the final table of the reference SQL, which the oracle
  * computes. docs/internals/nexmark.md lists every difference and why the
  * checked results are still the same.
