@@ -515,6 +515,8 @@ int nexmark_create(const struct nexmark_opts *opts, struct nexmark **out)
     }
     build_schemas(nx);
     int rc = sp_nexmark_query_schemas(nx);
+    if (rc == 0)
+        rc = sp_nexmark_more_schemas(nx);
     if (rc < 0) {
         nexmark_destroy(nx);
         return rc;
@@ -531,6 +533,8 @@ void nexmark_destroy(struct nexmark *nx)
         spate_schema_destroy(nx->schema[i]);
     for (uint32_t i = 0; i < NEXMARK_QUERY_SCHEMAS; i++)
         spate_schema_destroy(nx->query_schema[i]);
+    for (uint32_t i = 0; i < NEXMARK_MORE_SCHEMAS; i++)
+        spate_schema_destroy(nx->more_schema[i]);
     free(nx->pad);
     free(nx->channel_text);
     free(nx->side_text);

@@ -35,6 +35,21 @@ struct q9_states {
     int avg;     /* q4: value {sum, count} per category */
 };
 
+/* The keyed state ids of queries_more.c's queries, set when a query is
+ * built (one query per job). */
+struct more_states {
+    int last;  /* q18: value, the last bid of (bidder, auction) */
+    int top;   /* q19: value, the auction's top-10 prices and their slots */
+    int slot;  /* q19: map slot -> bid */
+    int meta;  /* q20: value, whether the auction came and is category 10 */
+    int a;     /* q20: value, the category-10 auction, strings copied */
+    int early; /* q20: list, bids that came before their auction */
+    int stats; /* q16: map day -> counts */
+    int seen;  /* q16: map (day, kind, id) -> price ranks seen */
+};
+
+#define NEXMARK_MORE_SCHEMAS 16
+
 #define NEXMARK_MIXED_SOURCES_MAX 4
 #define SIDE_INPUT_ROWS           10000 /* q13: keys 0..9999 */
 #define SIDE_VALUE_BYTES_MAX      20
@@ -64,10 +79,20 @@ struct nexmark {
     uint32_t n_mixed;
     struct q7_states q7;
     struct q9_states q9;
+    struct spate_schema *more_schema[NEXMARK_MORE_SCHEMAS]; /* queries_more.c owns the layout */
+    struct more_states more;
 };
 
 /* Creates the queries' schemas into nx->query_schema (queries.c). Returns 0
  * or -ENOMEM. */
 int sp_nexmark_query_schemas(struct nexmark *nx);
+
+/* queries_more.c: its schemas (into nx->more_schema; 0 or -ENOMEM), and
+ * its queries (q10, q12, q15-q20) as nexmark_query builds them: NULL for a
+ * name it does not know. */
+int sp_nexmark_more_schemas(struct nexmark *nx);
+struct spate_stream *sp_nexmark_query_more(struct spate_job *job, struct nexmark *nx,
+                                           const char *name,
+                                           const struct spate_schema **out_schema);
 
 #endif

@@ -28,8 +28,9 @@
 #define Q7_EXTRA_BYTES 96                 /* a bid's extra is at most 81 bytes */
 #define UNBOUNDED_MS   (INT64_C(1) << 52) /* q3's join bound: about 142,000 years */
 
-const char *const nexmark_queries[] = {"q0", "q1",  "q2",  "q3",  "q4",  "q5",  "q7", "q8",
-                                       "q9", "q11", "q13", "q14", "q21", "q22", NULL};
+const char *const nexmark_queries[] = {"q0",  "q1",  "q2",  "q3",  "q4",  "q5",  "q7",  "q8",
+                                       "q9",  "q11", "q13", "q14", "q21", "q22", "q12", "q17",
+                                       "q18", "q19", "q20", "q15", "q16", "q10", NULL};
 
 /* ---- record types of the queries --------------------------------------------- */
 
@@ -1264,7 +1265,7 @@ struct spate_stream *nexmark_query(struct spate_job *job, struct nexmark *nx, co
         tail = spate_window_aggregate(job, "q11-sessions", spate_key_by_field(job, bids, "bidder"),
                                       &session, schema, &count, NULL);
     } else {
-        return NULL;
+        return sp_nexmark_query_more(job, nx, name, out_schema); /* queries_more.c */
     }
     if (out_schema)
         *out_schema = schema;

@@ -19,9 +19,9 @@ run() {
 for q in q0 q1 q2; do
   run --query "$q" --events 20000000 --shards 2 --rate 100000 --checkpoint-interval 500 "$@"
 done
-for q in q3 q8; do
+for q in q3 q8 q10; do
   run --query "$q" --events 5000000 --shards 2 --rate 100000 --checkpoint-interval 500 "$@"
 done
-for q in q4 q5 q7 q9 q11; do
+for q in q4 q5 q7 q9 q11 q12 q15 q16 q17 q18 q19 q20; do
   run --query "$q" --events 5000000 --shards 2 --rate 100000 --checkpoint-interval 2000 "$@"
 done
