@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/common/shell.h"
+
 extern char **environ;
 
 namespace spate_recovery
@@ -202,18 +204,11 @@ inline CheckReport parse_check_output(const std::string &output)
 
 inline CheckReport run_check(const JobSpec &j)
 {
-    std::string cmd = kCheck + " --seed=" + std::to_string(j.seed) +
-                      " --events=" + std::to_string(j.events) +
-                      " --keys=" + std::to_string(j.keys) + " '" + j.out + "' 2>&1";
-    std::string output;
-    FILE *p = popen(cmd.c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0)
-        output.append(buf, n);
-    int cst = p ? pclose(p) : -1;
-    CheckReport r = parse_check_output(output);
-    r.exit = (cst != -1 && WIFEXITED(cst)) ? WEXITSTATUS(cst) : -1;
+    ShellResult run = shell(kCheck + " --seed=" + std::to_string(j.seed) +
+                            " --events=" + std::to_string(j.events) +
+                            " --keys=" + std::to_string(j.keys) + " '" + j.out + "'");
+    CheckReport r = parse_check_output(run.output);
+    r.exit = run.exit_code;
     return r;
 }
 

@@ -4,6 +4,7 @@
 // corrupt line) is reported as that kind and fails the check.
 #include <gtest/gtest.h>
 
+#include "tests/common/shell.h"
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -54,24 +55,6 @@ int seq_process(spate_ctx *c, const void *in, void *arg)
     Seq o = *static_cast<const Seq *>(in);
     o.seq = n;
     return spate_emit(c, &o);
-}
-
-struct Proc {
-    int exit_code;
-    std::string output;
-};
-
-Proc run(const std::string &cmd)
-{
-    Proc r{-1, ""};
-    FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (p && (n = fread(buf, 1, sizeof(buf), p)) > 0)
-        r.output.append(buf, n);
-    int st = p ? pclose(p) : -1;
-    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
 }
 
 std::vector<std::string> read_lines(const std::string &path)
@@ -128,7 +111,7 @@ class Check : public testing::Test
         // Work on one file holding every line: the damage below needs to
         // see all records of a key.
         std::vector<std::string> all;
-        Proc ls = run("ls '" + dir_ + "'");
+        ShellResult ls = shell("ls '" + dir_ + "'");
         ASSERT_EQ(0, ls.exit_code) << ls.output;
         std::string name;
         for (char ch : ls.output) {
@@ -152,9 +135,9 @@ class Check : public testing::Test
         (void)system(rm.c_str());
     }
 
-    Proc check(const std::string &extra = "")
+    ShellResult check(const std::string &extra = "")
     {
-        return run(kCheck + " --seed=" + std::to_string(seed_) +
+        return shell(kCheck + " --seed=" + std::to_string(seed_) +
                    " --events=" + std::to_string(kEvents) + " --keys=" + std::to_string(kKeys) +
                    " " + extra + " '" + dir_ + "'");
     }
@@ -173,7 +156,7 @@ class Check : public testing::Test
     }
 };
 
-void expect_only(const Proc &r, const char *kind, int count)
+void expect_only(const ShellResult &r, const char *kind, int count)
 {
     EXPECT_EQ(1, r.exit_code) << r.output;
     for (const char *k : {"lost", "duplicated", "unexpected", "out_of_order", "corrupt"}) {
@@ -184,7 +167,7 @@ void expect_only(const Proc &r, const char *kind, int count)
 
 TEST_F(Check, CleanRunOfTheKeyedSequenceJobPasses)
 {
-    Proc r = check();
+    ShellResult r = check();
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("spate-check: ok")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("lines=" + std::to_string(kEvents))) << r.output;
@@ -239,7 +222,7 @@ TEST_F(Check, EachKindOfDamageIsReportedAsItself)
         SCOPED_TRACE("a prefix: the tail of every key missing");
         std::vector<std::string> l(clean.begin(), clean.begin() + clean.size() / 2);
         write_lines(part_, l);
-        Proc r = check("--prefix");
+        ShellResult r = check("--prefix");
         EXPECT_EQ(0, r.exit_code) << r.output;
         expect_only(check(), "lost", (int)(clean.size() - l.size()));
     }
@@ -247,13 +230,13 @@ TEST_F(Check, EachKindOfDamageIsReportedAsItself)
 
 TEST_F(Check, BadUsageExitsTwoNamingTheProblem)
 {
-    Proc r = run(kCheck + " --seed=1 --events=10 '" + dir_ + "'");
+    ShellResult r = shell(kCheck + " --seed=1 --events=10 '" + dir_ + "'");
     EXPECT_EQ(2, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("--keys")) << r.output;
-    r = run(kCheck + " --seed=x --events=10 --keys=2 '" + dir_ + "'");
+    r = shell(kCheck + " --seed=x --events=10 --keys=2 '" + dir_ + "'");
     EXPECT_EQ(2, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("--seed")) << r.output;
-    r = run(kCheck + " --seed=1 --events=10 --keys=2 /no/such/dir");
+    r = shell(kCheck + " --seed=1 --events=10 --keys=2 /no/such/dir");
     EXPECT_EQ(2, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("/no/such/dir")) << r.output;
 }

@@ -2,6 +2,7 @@
 // the problem and a non-zero exit; SIGINT drains and exits cleanly.
 #include <gtest/gtest.h>
 
+#include "tests/common/shell.h"
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -18,26 +19,6 @@ namespace
 const std::string kRing = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-ring";
 const std::string kLatency = std::string(SPATE_BUILD_DIR) + "/bench/spate-bench-latency";
 const std::string kClicks = std::string(SPATE_BUILD_DIR) + "/tools/spate-example-clicks";
-
-struct Result {
-    int exit_code;
-    std::string output;
-};
-
-Result run(const std::string &cmd)
-{
-    Result r{-1, ""};
-    FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        r.output.append(buf, n);
-    int st = pclose(p);
-    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
-}
 
 int lines(const std::string &s)
 {
@@ -58,7 +39,7 @@ std::string temp_file(const std::string &name, const std::string &text)
 // contains every expected fragment.
 void expect_refused(const std::string &args, std::initializer_list<const char *> fragments)
 {
-    Result r = run(kRing + " " + args);
+    ShellResult r = shell(kRing + " " + args);
     EXPECT_NE(0, r.exit_code) << args;
     EXPECT_LT(r.exit_code, 128) << "crashed on: " << args << "\n" << r.output;
     EXPECT_EQ(1, lines(r.output)) << args << "\n" << r.output;
@@ -135,14 +116,14 @@ TEST(CliBadInput, BadSeconds)
 
 TEST(Cli, HelpExitsZero)
 {
-    Result r = run(kRing + " --help");
+    ShellResult r = shell(kRing + " --help");
     EXPECT_EQ(0, r.exit_code);
     EXPECT_NE(std::string::npos, r.output.find("--config"));
 }
 
 TEST(Cli, RingBenchmarkRunsAndLosesNothing)
 {
-    Result r = run(kRing + " --seconds 0.3 -D shards.pin=false");
+    ShellResult r = shell(kRing + " --seconds 0.3 -D shards.pin=false");
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find(", 0 out of order or missing")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("rerun: ")) << r.output;
@@ -150,7 +131,7 @@ TEST(Cli, RingBenchmarkRunsAndLosesNothing)
 
 TEST(Cli, LatencyBenchmarkRunsBothModes)
 {
-    Result r = run(kLatency + " --seconds 0.3 -D shards.pin=false");
+    ShellResult r = shell(kLatency + " --seconds 0.3 -D shards.pin=false");
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("busy-poll")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("sleeping")) << r.output;
@@ -160,8 +141,9 @@ TEST(Cli, LatencyBenchmarkRunsBothModes)
 // none of its clicks is late (its watermarks allow the generator's disorder).
 TEST(Cli, ExampleJobIsDeterministicAcrossShardCounts)
 {
-    Result one = run(kClicks + " -D shards.pin=false -D shards.count=1 | sort");
-    Result two = run(kClicks + " -D shards.pin=false -D shards.count=2 | sort");
+    // Only stdout is compared: a stall warning on stderr is not output.
+    ShellResult one = shell(kClicks + " -D shards.pin=false -D shards.count=1 2>/dev/null | sort");
+    ShellResult two = shell(kClicks + " -D shards.pin=false -D shards.count=2 2>/dev/null | sort");
     EXPECT_EQ(0, one.exit_code) << one.output;
     EXPECT_EQ(0, two.exit_code) << two.output;
     EXPECT_GT(lines(one.output), 100);

@@ -13,6 +13,7 @@
 #include <string>
 #include <sys/wait.h>
 
+#include "../common/shell.h"
 #include "../common/temp_dir.h"
 
 namespace
@@ -20,33 +21,15 @@ namespace
 
 const std::string kDemo = std::string(SPATE_BUILD_DIR) + "/tools/spate-fraud-demo";
 
-std::string run(const std::string &cmd, int *status)
-{
-    std::string out;
-    FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) {
-        *status = -1;
-        return out;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        out.append(buf, n);
-    *status = pclose(p);
-    return out;
-}
-
 TEST(FraudDemo, FindsEveryInjectedPatternThroughKafkaExactlyOnce)
 {
     TempDir dir;
-    int st = 0;
     // 260000 payments: 21 patterns, and one malformed message after 250000.
-    std::string out = run(kDemo + " --payments 260000 --partitions 4 --dir " + dir.path() +
-                              " -D shards.count=2 -D shards.pin=false"
-                              " -D state.backend.type=memory",
-                          &st);
-    ASSERT_TRUE(WIFEXITED(st)) << out;
-    EXPECT_EQ(0, WEXITSTATUS(st)) << out;
+    ShellResult r = shell(kDemo + " --payments 260000 --partitions 4 --dir " + dir.path() +
+                          " -D shards.count=2 -D shards.pin=false"
+                          " -D state.backend.type=memory");
+    const std::string &out = r.output;
+    EXPECT_EQ(0, r.exit_code) << out;
     EXPECT_NE(std::string::npos, out.find("RESULT: every injected pattern found, no false alert"))
         << out;
     EXPECT_NE(std::string::npos, out.find("1 malformed messages sent, 1 dead letters")) << out;
@@ -54,14 +37,12 @@ TEST(FraudDemo, FindsEveryInjectedPatternThroughKafkaExactlyOnce)
 
 TEST(FraudDemo, BadArgumentsAreRefused)
 {
-    int st = 0;
-    std::string out = run(kDemo + " --payments 10", &st);
-    ASSERT_TRUE(WIFEXITED(st));
-    EXPECT_EQ(2, WEXITSTATUS(st));
-    EXPECT_NE(std::string::npos, out.find("--payments must be at least")) << out;
-    out = run(kDemo + " -D no.such.key=1", &st);
-    EXPECT_EQ(2, WEXITSTATUS(st));
-    EXPECT_NE(std::string::npos, out.find("no.such.key")) << out;
+    ShellResult r = shell(kDemo + " --payments 10");
+    EXPECT_EQ(2, r.exit_code);
+    EXPECT_NE(std::string::npos, r.output.find("--payments must be at least")) << r.output;
+    r = shell(kDemo + " -D no.such.key=1");
+    EXPECT_EQ(2, r.exit_code);
+    EXPECT_NE(std::string::npos, r.output.find("no.such.key")) << r.output;
 }
 
 } // namespace
@@ -77,45 +58,34 @@ const std::string kSpate = std::string(SPATE_BUILD_DIR) + "/tools/spate";
 TEST(FraudCli, KafkaBrokerGenAndRunFraudWorkTogether)
 {
     TempDir dir;
-    // The broker prints its pid (from the shell) and then its address.
-    FILE *broker = popen(("sh -c 'echo $$; exec " + kSpate +
-                          " kafka-broker --topic payments.auth:8 --topic fraud_alerts:1"
-                          " --topic payments.late:1 --topic payments.dlq:1'")
-                             .c_str(),
-                         "r");
-    ASSERT_NE(nullptr, broker);
-    char line[256] = {0};
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
-    long pid = atol(line);
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
-    std::string bs = line;
-    ASSERT_EQ(0u, bs.rfind("bootstrap=", 0)) << bs;
-    bs = bs.substr(10, bs.find('\n') - 10);
+    BrokerProcess broker(kSpate, "kafka-broker --topic payments.auth:8 --topic fraud_alerts:1"
+                                 " --topic payments.late:1 --topic payments.dlq:1");
+    const std::string bs = broker.bootstrap();
+    ASSERT_FALSE(bs.empty()) << "the broker did not start";
 
-    int st = 0;
     std::string truth = dir.path() + "/truth.jsonl";
-    std::string out =
-        run(kSpate + " gen payments --bootstrap " + bs + " --count 120000 --truth " + truth, &st);
-    EXPECT_EQ(0, WEXITSTATUS(st)) << out;
+    ShellResult r =
+        shell(kSpate + " gen payments --bootstrap " + bs + " --count 120000 --truth " + truth);
+    std::string out = r.output;
+    EXPECT_EQ(0, r.exit_code) << out;
     EXPECT_NE(std::string::npos, out.find("120000 payments to payments.auth")) << out;
     // The embedded broker keeps the newest 5 MiB of each partition: 8
     // partitions hold all 120000 payments (about 3 MB each) until the job
     // reads them. SIGTERM after 12 s: the job drains.
-    out = run("timeout -s TERM 12 " + kSpate +
+    r = shell("timeout -s TERM 12 " + kSpate +
                   " run fraud -D rest.port=0 -D shards.count=2 -D shards.pin=false"
                   " -D execution.checkpointing.interval=300ms"
                   " -D execution.checkpointing.timeout=60s -D execution.checkpointing.dir=" +
-                  dir.path() + "/ck -- --bootstrap " + bs,
-              &st);
+              dir.path() + "/ck -- --bootstrap " + bs);
+    out = r.output;
     // timeout exits 124 when it sent the signal; the job itself drained.
-    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 124) << out;
+    EXPECT_EQ(124, r.exit_code) << out;
     EXPECT_NE(std::string::npos, out.find(" FINISHED")) << out;
     std::string alerts =
-        run("kcat -b " + bs +
-                " -C -t fraud_alerts -o beginning -e -q -X isolation.level=read_committed",
-            &st);
-    kill((pid_t)pid, SIGTERM);
-    pclose(broker);
+        shell("kcat -b " + bs +
+              " -C -t fraud_alerts -o beginning -e -q -X isolation.level=read_committed")
+            .output;
+    broker.stop();
 
     // Every alert names a pattern of the truth file with its rule; each
     // rule alerted at least once (rule 1 needs a window closed by the

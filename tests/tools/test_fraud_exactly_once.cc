@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "../common/seed.h"
+#include "../common/shell.h"
 #include "../common/temp_dir.h"
 #include "fraud_reference.h"
 
@@ -34,22 +35,6 @@ namespace
 {
 
 const std::string kSpate = std::string(SPATE_BUILD_DIR) + "/tools/spate";
-
-std::string run(const std::string &cmd, int *status)
-{
-    std::string out;
-    FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) {
-        *status = -1;
-        return out;
-    }
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        out.append(buf, n);
-    *status = pclose(p);
-    return out;
-}
 
 std::string slurp(const std::string &path)
 {
@@ -80,10 +65,8 @@ pid_t spawn(const std::vector<std::string> &args, const std::string &log)
 // Completed checkpoints under dir (their _metadata files).
 int completed_checkpoints(const std::string &dir)
 {
-    int st = 0;
-    std::string out = run("find " + dir + " -name _metadata", &st);
     int n = 0;
-    for (char c : out)
+    for (char c : shell("find " + dir + " -name _metadata").output)
         n += c == '\n';
     return n;
 }
@@ -142,34 +125,14 @@ TEST(FraudExactlyOnce, KilledInTheMiddleAndRestoredCommitsEveryAlertOnce)
     // 150000 payments: 12 patterns. The broker keeps the newest 5 MiB of a
     // partition (about 29000 payments): 8 partitions hold them all.
     const uint64_t n = 150000;
-    FILE *broker = popen(("sh -c 'echo $$; exec " + kSpate +
-                          " kafka-broker --topic payments.auth:8 --topic fraud_alerts:1"
-                          " --topic payments.late:1 --topic payments.dlq:1'")
-                             .c_str(),
-                         "r");
-    ASSERT_NE(nullptr, broker);
-    char line[256] = {0};
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
-    const pid_t broker_pid = (pid_t)atol(line);
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
-    std::string bs = line;
-    ASSERT_EQ(0u, bs.rfind("bootstrap=", 0)) << bs;
-    bs = bs.substr(10, bs.find('\n') - 10);
-    struct BrokerGuard {
-        pid_t pid;
-        FILE *f;
-        ~BrokerGuard()
-        {
-            kill(pid, SIGTERM);
-            pclose(f);
-        }
-    } guard{broker_pid, broker};
+    BrokerProcess broker(kSpate, "kafka-broker --topic payments.auth:8 --topic fraud_alerts:1"
+                                 " --topic payments.late:1 --topic payments.dlq:1");
+    const std::string bs = broker.bootstrap();
+    ASSERT_FALSE(bs.empty()) << "the broker did not start";
 
-    int st = 0;
-    std::string out = run(kSpate + " gen payments --bootstrap " + bs + " --count " +
-                              std::to_string(n) + " --seed " + std::to_string(seed),
-                          &st);
-    ASSERT_EQ(0, WEXITSTATUS(st)) << out;
+    ShellResult gen = shell(kSpate + " gen payments --bootstrap " + bs + " --count " +
+                            std::to_string(n) + " --seed " + std::to_string(seed));
+    ASSERT_EQ(0, gen.exit_code) << gen.output;
 
     const std::string ck = dir.path() + "/ck", alerts_dir = dir.path() + "/alerts";
     const std::vector<std::string> job = {kSpate,
@@ -244,10 +207,10 @@ TEST(FraudExactlyOnce, KilledInTheMiddleAndRestoredCommitsEveryAlertOnce)
     std::cout << before_kill << " of " << want.size() << " alerts committed before the kill\n";
 
     // Kafka: every alert is in the topic (at least once).
-    std::string topic = run("kcat -b " + bs +
-                                " -C -t fraud_alerts -o beginning -e -q"
-                                " -X isolation.level=read_committed",
-                            &st);
+    const std::string topic = shell("kcat -b " + bs +
+                                    " -C -t fraud_alerts -o beginning -e -q"
+                                    " -X isolation.level=read_committed")
+                                  .output;
     std::set<fraud_ref::Alert> in_topic;
     std::istringstream ts(topic);
     std::string tl;

@@ -16,29 +16,10 @@
 #include <sys/wait.h>
 
 #include "tests/common/temp_dir.h"
+#include "tests/common/shell.h"
 
 namespace
 {
-
-struct Out {
-    int exit_code;
-    std::string output;
-};
-
-Out sh(const std::string &cmd)
-{
-    Out r{-1, ""};
-    FILE *p = popen(("(" + cmd + ") 2>&1").c_str(), "r");
-    if (!p)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        r.output.append(buf, n);
-    int st = pclose(p);
-    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
-}
 
 // The job's stdout: per key 0..2, counts 1..n/3 exactly once each.
 void expect_counts(const std::string &out, int events)
@@ -66,7 +47,7 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
 {
     TempDir t;
     std::string stage = t.path() + "/stage", prefix = "/opt/spate-test";
-    Out r = sh("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix);
+    ShellResult r = shell("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix);
     ASSERT_EQ(0, r.exit_code) << r.output;
     std::string root = stage + prefix;
     for (const char *f : {"/bin/spate", "/include/spate/job.h", "/include/spate/rest.h",
@@ -77,7 +58,7 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
     // Nothing outside DESTDIR.
     EXPECT_FALSE(std::filesystem::exists(prefix));
     // The library exports the public API and nothing else.
-    Out syms = sh("nm -D --defined-only '" + root + "/lib/libspate.so' | awk '{print $3}'");
+    ShellResult syms = shell("nm -D --defined-only '" + root + "/lib/libspate.so' | awk '{print $3}'");
     ASSERT_EQ(0, syms.exit_code) << syms.output;
     EXPECT_NE(std::string::npos, syms.output.find("spate_job_create")) << syms.output;
     std::istringstream names(syms.output);
@@ -87,24 +68,24 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
     // 1. cc + pkg-config (spate.pc finds its prefix from its own place).
     std::string src = std::string(SPATE_SOURCE_DIR) + "/tests/tools/data";
     std::string env = "PKG_CONFIG_PATH='" + root + "/lib/pkgconfig' ";
-    r = sh(env + "cc -shared -fPIC -Wall -Werror $(" + env + "pkg-config --cflags --libs spate) '" +
+    r = shell(env + "cc -shared -fPIC -Wall -Werror $(" + env + "pkg-config --cflags --libs spate) '" +
            src + "/my_job.c' -o '" + t.path() + "/my_job.so'");
     ASSERT_EQ(0, r.exit_code) << r.output;
     std::string run = root + "/bin/spate run -D rest.port=0 -D shards.count=2 -D shards.pin=false ";
-    r = sh("cd '" + t.path() + "' && " + run + "./my_job.so -- 300 2>/dev/null");
+    r = shell("cd '" + t.path() + "' && " + run + "./my_job.so -- 300 2>/dev/null");
     EXPECT_EQ(0, r.exit_code) << r.output;
     expect_counts(r.output, 300);
 
     // 2. find_package(spate) with CMAKE_PREFIX_PATH into DESTDIR.
-    r = sh("cmake -S '" + src + "' -B '" + t.path() + "/b' -DCMAKE_PREFIX_PATH='" + root +
+    r = shell("cmake -S '" + src + "' -B '" + t.path() + "/b' -DCMAKE_PREFIX_PATH='" + root +
            "' >/dev/null && cmake --build '" + t.path() + "/b' >/dev/null");
     ASSERT_EQ(0, r.exit_code) << r.output;
-    r = sh(run + "'" + t.path() + "/b/libmy_job.so' -- 30 2>/dev/null");
+    r = shell(run + "'" + t.path() + "/b/libmy_job.so' -- 30 2>/dev/null");
     EXPECT_EQ(0, r.exit_code) << r.output;
     expect_counts(r.output, 30);
 
     // The job's name comes from the file: libmy_job.so -> my_job.
-    r = sh(run + "'" + t.path() + "/b/libmy_job.so' -- 3 >/dev/null; " + root +
+    r = shell(run + "'" + t.path() + "/b/libmy_job.so' -- 3 >/dev/null; " + root +
            "/bin/spate --version");
     EXPECT_NE(std::string::npos, r.output.find("spate 0.1.0")) << r.output;
 }
@@ -117,45 +98,35 @@ TEST(Install, FraudJobFromItsSourcesAsAUsersJob)
 {
     TempDir t;
     std::string stage = t.path() + "/stage", prefix = "/opt/spate-test";
-    Out r = sh("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix +
+    ShellResult r = shell("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix +
                " >/dev/null");
     ASSERT_EQ(0, r.exit_code) << r.output;
     const std::string root = stage + prefix, work = t.path() + "/my_fraud";
     const std::string fraud = std::string(SPATE_SOURCE_DIR) + "/tools/fraud";
-    r = sh("mkdir '" + work + "' && cp '" + fraud + "'/fraud.h '" + fraud + "'/fraud.c '" + fraud +
+    r = shell("mkdir '" + work + "' && cp '" + fraud + "'/fraud.h '" + fraud + "'/fraud.c '" + fraud +
            "'/fraud_kafka.h '" + fraud + "'/fraud_kafka.c '" SPATE_SOURCE_DIR
            "/tests/tools/data/my_fraud.c' '" + work + "'");
     ASSERT_EQ(0, r.exit_code) << r.output;
     const std::string env = "PKG_CONFIG_PATH='" + root + "/lib/pkgconfig' ";
-    r = sh("cd '" + work + "' && " + env + "cc -shared -fPIC -Wall -Werror -I. $(" + env +
+    r = shell("cd '" + work + "' && " + env + "cc -shared -fPIC -Wall -Werror -I. $(" + env +
            "pkg-config --cflags --libs spate) fraud.c fraud_kafka.c my_fraud.c -o my_fraud.so -lm");
     ASSERT_EQ(0, r.exit_code) << r.output;
 
     const std::string spate = root + "/bin/spate";
-    FILE *broker = popen(("sh -c 'echo $$; exec " + spate +
-                          " kafka-broker --topic payments.auth:4 --topic fraud_alerts:1"
-                          " --topic payments.late:1 --topic payments.dlq:1'")
-                             .c_str(),
-                         "r");
-    ASSERT_NE(nullptr, broker);
-    char line[256] = {0};
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker));
-    const long pid = atol(line);
-    ASSERT_NE(nullptr, fgets(line, sizeof(line), broker)) << "the installed broker did not start";
-    std::string bs = line;
-    ASSERT_EQ(0u, bs.rfind("bootstrap=", 0)) << bs;
-    bs = bs.substr(10, bs.find('\n') - 10);
+    BrokerProcess broker(spate, "kafka-broker --topic payments.auth:4 --topic fraud_alerts:1"
+                                " --topic payments.late:1 --topic payments.dlq:1");
+    const std::string bs = broker.bootstrap();
+    ASSERT_FALSE(bs.empty()) << "the installed broker did not start";
     const std::string truth = t.path() + "/truth.jsonl";
-    r = sh(spate + " gen payments --bootstrap " + bs + " --count 40000 --truth " + truth);
+    r = shell(spate + " gen payments --bootstrap " + bs + " --count 40000 --truth " + truth);
     EXPECT_EQ(0, r.exit_code) << r.output;
-    r = sh("cd '" + work + "' && " + spate +
+    r = shell("cd '" + work + "' && " + spate +
            " run -D rest.port=0 -D shards.count=2 -D shards.pin=false"
            " -D execution.checkpointing.interval=500ms -D execution.checkpointing.timeout=60s"
            " -D execution.checkpointing.dir=ck ./my_fraud.so -- --bootstrap " +
            bs + " --bounded --alerts-dir alerts 2>&1 | grep -v WARN");
     EXPECT_NE(std::string::npos, r.output.find("FINISHED")) << r.output;
-    kill((pid_t)pid, SIGTERM);
-    pclose(broker);
+    broker.stop();
 
     // (rule, user for rule 1 or card) of the truth file and of the alerts.
     auto ids = [](const std::string &text, const char *sep) {
@@ -173,8 +144,8 @@ TEST(Install, FraudJobFromItsSourcesAsAUsersJob)
         }
         return out;
     };
-    const auto want = ids(sh("cat '" + truth + "'").output, ": ");
-    const auto got = ids(sh("cat '" + work + "'/alerts/part-*").output, ":");
+    const auto want = ids(shell("cat '" + truth + "'").output, ": ");
+    const auto got = ids(shell("cat '" + work + "'/alerts/part-*").output, ":");
     ASSERT_EQ(3u, want.size()) << "40000 payments hold 3 complete patterns";
     EXPECT_EQ(want, got);
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "tests/common/temp_dir.h"
+#include "tests/common/shell.h"
 #include "tests/tools/recovery_harness.h"
 
 using namespace spate_recovery;
@@ -26,26 +27,6 @@ namespace
 {
 
 const std::string kSpate = std::string(SPATE_BUILD_DIR) + "/tools/spate";
-
-struct Out {
-    int exit_code;
-    std::string output;
-};
-
-Out sh(const std::string &cmd)
-{
-    Out r{-1, ""};
-    FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
-        return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof(buf), p)) > 0)
-        r.output.append(buf, n);
-    int st = pclose(p);
-    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    return r;
-}
 
 int count_lines(const std::string &s)
 {
@@ -58,7 +39,7 @@ int count_lines(const std::string &s)
 // A refused command: exit `code`, one line, naming every fragment.
 void expect_refused(const std::string &args, int code, std::initializer_list<const char *> frags)
 {
-    Out r = sh(kSpate + " " + args);
+    ShellResult r = shell(kSpate + " " + args);
     EXPECT_EQ(code, r.exit_code) << args << "\n" << r.output;
     EXPECT_EQ(1, count_lines(r.output)) << args << "\n" << r.output;
     EXPECT_EQ(0u, r.output.rfind("spate: error: ", 0)) << args << "\n" << r.output;
@@ -140,7 +121,7 @@ class Background
 TEST(SpateCli, UnreachableKafkaBrokerFailsTheRunNamingIt)
 {
     TempDir t;
-    Out r = sh(kSpate + " run -D rest.port=0 -D shards.count=2 -D shards.pin=false"
+    ShellResult r = shell(kSpate + " run -D rest.port=0 -D shards.count=2 -D shards.pin=false"
                         " -D execution.checkpointing.interval=1s -D execution.checkpointing.dir='" +
                t.path() + "' fraud -- --bootstrap 127.0.0.1:1");
     EXPECT_EQ(1, r.exit_code) << r.output;
@@ -156,17 +137,17 @@ TEST(SpateCli, UnreachableKafkaBrokerFailsTheRunNamingIt)
 
 TEST(SpateCli, HelpForEveryVerb)
 {
-    Out r = sh(kSpate + " --help");
+    ShellResult r = shell(kSpate + " --help");
     EXPECT_EQ(0, r.exit_code);
     EXPECT_NE(std::string::npos, r.output.find("usage: spate VERB"));
     EXPECT_NE(std::string::npos, r.output.find("Exit codes"));
     for (const char *v : {"run", "list", "cancel", "savepoint", "stop", "checkpoints", "top"}) {
-        r = sh(kSpate + " " + v + " --help");
+        r = shell(kSpate + " " + v + " --help");
         EXPECT_EQ(0, r.exit_code) << v << "\n" << r.output;
         EXPECT_NE(std::string::npos, r.output.find(std::string("usage: spate ") + v)) << v << "\n"
                                                                                       << r.output;
     }
-    r = sh(kSpate + " run --list-builtins");
+    r = shell(kSpate + " run --list-builtins");
     EXPECT_EQ(0, r.exit_code);
     EXPECT_NE(std::string::npos, r.output.find("keyed-sequence"));
     EXPECT_NE(std::string::npos, r.output.find("clicks"));
@@ -187,14 +168,14 @@ TEST(SpateCli, BadInput)
     expect_refused("run --config /nonexistent/spate.yaml clicks", 2, {"/nonexistent/spate.yaml"});
     expect_refused("run ./no-such-job.so", 2, {"cannot load job", "no-such-job.so"});
     // A real shared object without the entry point.
-    Out libm = sh("ls /lib/x86_64-linux-gnu/libm.so.6 /usr/lib/x86_64-linux-gnu/libm.so.6 "
+    ShellResult libm = shell("ls /lib/x86_64-linux-gnu/libm.so.6 /usr/lib/x86_64-linux-gnu/libm.so.6 "
                   "2>/dev/null | head -1");
     std::string so = libm.output.substr(0, libm.output.find('\n'));
     if (!so.empty())
         expect_refused("run " + so, 2, {"does not export", "spate_job_main"});
     // The job's own arguments: the job says what is wrong, then spate's line.
     for (const char *args : {"run clicks extra-arg", "run keyed-sequence -- --events 10"}) {
-        Out r = sh(kSpate + " " + args);
+        ShellResult r = shell(kSpate + " " + args);
         EXPECT_EQ(2, r.exit_code) << args << "\n" << r.output;
         EXPECT_NE(std::string::npos, r.output.find("spate: error: job '")) << r.output;
         EXPECT_NE(std::string::npos, r.output.find("refused its arguments")) << r.output;
@@ -235,13 +216,13 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
     ASSERT_TRUE(run.ready(&addr, &id)) << run.log();
     std::string a = " --address " + addr;
 
-    Out r = sh(kSpate + " list" + a);
+    ShellResult r = shell(kSpate + " list" + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find(id)) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("RUNNING")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("keyed-sequence")) << r.output;
 
-    r = sh(kSpate + " top --once --interval-ms 300" + a);
+    r = shell(kSpate + " top --once --interval-ms 300" + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("UTIL%")) << r.output;
     EXPECT_NE(std::string::npos, r.output.find(id)) << r.output;
@@ -265,20 +246,20 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
     }
 
     // The real terminal: an 80x24 tmux pane, captured after a few frames.
-    if (sh("command -v tmux").exit_code == 0) {
+    if (shell("command -v tmux").exit_code == 0) {
         std::string session = "spate-top-" + std::to_string(getpid());
-        r = sh("tmux new-session -d -s " + session + " -x 80 -y 24 \"" + kSpate + " top" + a +
+        r = shell("tmux new-session -d -s " + session + " -x 80 -y 24 \"" + kSpate + " top" + a +
                " --iterations 3 --interval-ms 200; sleep 10\"");
         ASSERT_EQ(0, r.exit_code) << r.output;
         // Wait for a frame (a loaded machine may take seconds to start it).
-        Out pane;
+        ShellResult pane;
         for (int tries = 0; tries < 50; tries++) {
             std::this_thread::sleep_for(std::chrono::milliseconds(200));
-            pane = sh("tmux capture-pane -p -t " + session);
+            pane = shell("tmux capture-pane -p -t " + session);
             if (pane.output.find("BUSIEST") != std::string::npos && tries >= 7)
                 break;
         }
-        sh("tmux kill-session -t " + session);
+        shell("tmux kill-session -t " + session);
         EXPECT_NE(std::string::npos, pane.output.find("SHARD CPU UTIL%")) << pane.output;
         EXPECT_NE(std::string::npos, pane.output.find("BUSIEST")) << pane.output;
         EXPECT_NE(std::string::npos, pane.output.find("\n    0 ")) << pane.output;
@@ -290,7 +271,7 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
         std::printf("tmux not installed: the 80x24 terminal check is skipped\n");
     }
 
-    r = sh(kSpate + " checkpoints " + id + a);
+    r = shell(kSpate + " checkpoints " + id + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("completed ")) << r.output;
 
@@ -299,13 +280,13 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
     expect_refused("cancel nope" + a, 4, {"HTTP 404"});
 
     // A relative directory is the client's: made absolute against its cwd.
-    r = sh("cd '" + dir + "' && " + kSpate + " savepoint " + id + " sp1" + a);
+    r = shell("cd '" + dir + "' && " + kSpate + " savepoint " + id + " sp1" + a);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_NE(std::string::npos, r.output.find("Savepoint completed. Path: " + dir + "/sp1"))
         << r.output;
     EXPECT_TRUE(std::filesystem::exists(dir + "/sp1")) << r.output;
 
-    r = sh(kSpate + " stop " + id + " --savepoint " + dir + "/sp2" + a);
+    r = shell(kSpate + " stop " + id + " --savepoint " + dir + "/sp2" + a);
     EXPECT_EQ(0, r.exit_code) << r.output << run.log();
     EXPECT_NE(std::string::npos, r.output.find("Path: " + dir + "/sp2")) << r.output;
     EXPECT_EQ(0, run.wait(30)) << run.log();
@@ -329,7 +310,7 @@ TEST_F(SpateCliJob, SavepointStopRestoreAndCancel)
                          "/out3 --events 1000000 --rate 2000",
                      dir + "/run3.log");
     ASSERT_TRUE(third.ready(&addr, &id)) << third.log();
-    r = sh(kSpate + " cancel " + id + " --address " + addr);
+    r = shell(kSpate + " cancel " + id + " --address " + addr);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_EQ(0, third.wait(30)) << third.log();
     EXPECT_NE(std::string::npos, third.log().find("CANCELED")) << third.log();
@@ -347,7 +328,7 @@ TEST_F(SpateCliJob, PortInUse)
     std::string port = addr.substr(addr.rfind(':') + 1);
     expect_refused("run -D rest.port=" + port + " -D shards.count=1 -D shards.pin=false clicks", 3,
                    {"cannot bind", port.c_str(), "rest.port"});
-    Out r = sh(kSpate + " cancel " + id + " -a " + addr);
+    ShellResult r = shell(kSpate + " cancel " + id + " -a " + addr);
     EXPECT_EQ(0, r.exit_code) << r.output;
     EXPECT_EQ(0, first.wait(30)) << first.log();
 }
