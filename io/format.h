@@ -44,6 +44,17 @@ extern "C" {
 int sp_json_decode(const struct spate_schema *s, const char *line, size_t line_bytes, void *rec,
                    struct sp_arena *arena, struct spate_error *err);
 
+/* sp_json_decode's two paths (tests compare them). The fast one
+ * (format_json_fast.cc, simdjson) returns 1 having decoded the line exactly
+ * as the jansson one would, or 0 when it does not handle the line (every
+ * error, and a few valid shapes); then the record is unspecified and the
+ * arena unchanged. The jansson one is sp_json_decode's result for any line
+ * and gives the error messages. */
+int sp_json_decode_fast(const struct spate_schema *s, const char *line, size_t line_bytes,
+                        void *rec, struct sp_arena *arena);
+int sp_json_decode_jansson(const struct spate_schema *s, const char *line, size_t line_bytes,
+                           void *rec, struct sp_arena *arena, struct spate_error *err);
+
 /* Writes at most out_bytes (NUL-terminated when it fits); returns the length
  * the line needs without the NUL (snprintf-style), or <0 on error. */
 int sp_json_encode(const struct spate_schema *s, const void *rec, char *out, size_t out_bytes);

@@ -20,8 +20,9 @@
  *     JSON spelling and are refused (-EDOM).
  *  4. Nothing encoded is longer than SPATE_LINE_BYTES_MAX (-SPATE_ELIMIT
  *     otherwise), so every line the encoder writes, the decoder accepts.
- * Decoding allocates: jansson builds a tree per line. That is the price of
- * not writing a parser; the tree is freed before returning.
+ * Decoding tries simdjson first (format_json_fast.cc), which handles the
+ * lines that decode cleanly without allocating; every other line, and so
+ * every error message, comes from jansson, which builds a tree per line.
  */
 #include "io/format.h"
 
@@ -217,6 +218,14 @@ static bool is_blank(const char *p, size_t len)
 
 int sp_json_decode(const struct spate_schema *s, const char *line, size_t line_bytes, void *rec,
                    struct sp_arena *arena, struct spate_error *err)
+{
+    if (sp_json_decode_fast(s, line, line_bytes, rec, arena))
+        return 0;
+    return sp_json_decode_jansson(s, line, line_bytes, rec, arena, err);
+}
+
+int sp_json_decode_jansson(const struct spate_schema *s, const char *line, size_t line_bytes,
+                           void *rec, struct sp_arena *arena, struct spate_error *err)
 {
     if (line_bytes > SPATE_LINE_BYTES_MAX)
         return spate_error_set(err, -SPATE_ELIMIT,

@@ -15,7 +15,8 @@ PACKAGES=(
   librocksdb-dev                       # RocksDB state backend
   libyaml-dev                          # config.yaml
   libxxhash-dev                        # key hashing (key groups)
-  libjansson-dev                       # JSON lines records
+  libjansson-dev                       # JSON lines records (and their error messages)
+  libsimdjson-dev                      # JSON lines records, the fast path
   libcsv-dev                           # CSV records
   libgtest-dev                         # googletest suites
   libmicrohttpd-dev                    # REST API server (net/rest.c)

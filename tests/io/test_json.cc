@@ -380,3 +380,81 @@ TEST_F(Json, RoundTripsRandomRecords)
             break;
     }
 }
+
+namespace
+{
+
+// Mutations that keep a line close to valid JSON, to probe where the two
+// decoding paths could disagree.
+std::string mutate(std::string line, std::mt19937_64 &rng)
+{
+    static const char bytes[] = "\"{}[],:0a-.\\ e9";
+    static const char *members[] = {
+        "\"id\":1,",      "\"x\":{\"a\":1,\"a\":2},", "\"x\":[1,2],", "\"id\":null,",
+        "\"ok\":\"true\",", "\"count\":\"12\",",     "\"amount\":\"1.5\",", "\"x\":1,\"x\":2,",
+        "\"ts\":1e3,",    "\"id\":18446744073709551615,", "\"code\":\"a\\u0000b\",", "\"y\":true,",
+        "\"us\\u0000er\":\"x\",", "\"use\":\"x\","};
+    switch (rng() % 4) {
+    case 0: // one byte replaced
+        line[rng() % line.size()] = bytes[rng() % (sizeof(bytes) - 1)];
+        return line;
+    case 1: // a member added first (later members of the same name stay)
+        return "{" + std::string(members[rng() % (sizeof(members) / sizeof(members[0]))]) +
+               line.substr(1);
+    case 2: // a member removed
+    {
+        size_t at = line.find(",\"", 1 + rng() % (line.size() - 1));
+        size_t end = at == std::string::npos ? at : line.find(",\"", at + 1);
+        if (at == std::string::npos || end == std::string::npos)
+            return line;
+        return line.erase(at, end - at);
+    }
+    default: // cut short
+        return line.substr(0, rng() % line.size());
+    }
+}
+
+// The simdjson path either decodes a line exactly as jansson does (same
+// record, same arena use) or hands it over untouched; every encoded line
+// takes the fast path.
+TEST_F(Json, FastPathAgreesWithJanssonOrStepsAside)
+{
+    uint64_t seed = spate_test_seed("Json.FastPathAgreesWithJanssonOrStepsAside");
+    EventGen gen(seed, false);
+    std::mt19937_64 rng(seed);
+    std::vector<char> buf(8192);
+    int fast_valid = 0, fast_mutated = 0, mutated = 0;
+    for (int i = 0; i < 4000; i++) {
+        event want = gen.next();
+        int n = sp_json_encode(s, &want, buf.data(), buf.size());
+        ASSERT_GT(n, 0);
+        std::string line(buf.data(), (size_t)n);
+        bool mutate_it = i % 2 == 1;
+        if (mutate_it) {
+            line = mutate(line, rng);
+            mutated++;
+        }
+        Decoded f(256, 5), j(256, 5);
+        int rf = sp_json_decode_fast(s, line.data(), line.size(), &f.rec, &f.arena);
+        spate_error e{};
+        int rj = sp_json_decode_jansson(s, line.data(), line.size(), &j.rec, &j.arena, &e);
+        std::string where = "line " + line + " seed " + std::to_string(seed);
+        if (rf == 1) {
+            ASSERT_EQ(0, rj) << "fast path accepted what jansson refuses (" << e.message << "): "
+                             << where;
+            expect_same_event(j.rec, f.rec, where);
+            ASSERT_EQ(j.arena.used_bytes, f.arena.used_bytes) << where;
+            (mutate_it ? fast_mutated : fast_valid)++;
+        } else {
+            ASSERT_EQ(0, rf) << where;
+            ASSERT_EQ(5u, f.arena.used_bytes) << "arena not restored: " << where;
+        }
+        if (HasFailure())
+            break;
+    }
+    EXPECT_EQ(2000, fast_valid) << "every encoded line should take the fast path";
+    std::printf("fast path: %d of 2000 encoded lines, %d of %d mutated ones\n", fast_valid,
+                fast_mutated, mutated);
+}
+
+} // namespace
