@@ -65,7 +65,8 @@ enum node_kind {
 struct op_live {
     _Atomic uint64_t records_in;
     _Atomic uint64_t records_out;
-    _Atomic int64_t watermark_ms; /* SPATE_WATERMARK_MIN: none yet */
+    _Atomic int64_t watermark_ms;    /* SPATE_WATERMARK_MIN: none yet */
+    _Atomic int64_t pending_records; /* sources: not read yet (source_op.h); < 0 unknown */
 };
 
 struct shard_live {
