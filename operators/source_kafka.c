@@ -625,7 +625,12 @@ static int handle(struct kafka_split *ks, const rd_kafka_message_t *m)
     if (ks->done[k] || (ks->next[k] >= 0 && m->offset < ks->next[k]))
         return 0; /* past the bound, or already handled */
     const struct sp_kafka_cfg *cfg = ks->cfg;
-    struct spate_error err = {0};
+    /* Not `= {0}`: zeroing the 512-byte message per record was a fifth of
+     * the shard's time in the consume profile. Decoders set the message
+     * with spate_error_set; the empty string means none. */
+    struct spate_error err;
+    err.code = 0;
+    err.message[0] = '\0';
     int rc = 0;
     const char *payload = m->payload ? (const char *)m->payload : "";
     ks->arena.used_bytes = 0;
