@@ -351,6 +351,35 @@ TEST(KafkaCommit, CompletedCheckpointsOffsetsAreCommittedToTheGroup)
     }
 }
 
+// A commit the broker refuses is logged and counted, never fails the job:
+// every record is still read, the job ends normally, and the group holds
+// no offset.
+TEST(KafkaCommit, RefusedCommitDoesNotFailTheJob)
+{
+    Broker b;
+    b.topic("r", 2);
+    std::vector<Msg> msgs;
+    for (int i = 0; i < 100; i++)
+        msgs.push_back({json_of(i), i % 2, 0, ""});
+    produce(b.bootstrap(), "r", msgs);
+    // Not retried by librdkafka; enough for every commit of the run.
+    std::vector<rd_kafka_resp_err_t> errs(50, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    rd_kafka_mock_push_request_errors_array(b.cluster(), 8 /* OffsetCommit */, errs.size(),
+                                            errs.data());
+    TempDir tmp;
+    Options o{"properties.bootstrap.servers=" + b.bootstrap(),
+              "topic=r",
+              "format=json",
+              "scan.startup.mode=earliest-offset",
+              "properties.group.id=g-refused",
+              "metadata.partition.field=partition",
+              "metadata.offset.field=offset",
+              "metadata.timestamp.field=kafka_ts"};
+    run_until_seen_then_stop(o, 100, tmp.path());
+    for (int64_t off : committed(b.bootstrap(), "g-refused", "r", 2))
+        EXPECT_LT(off, 0) << "the broker refused every commit";
+}
+
 // ---- consumer lag in /metrics -------------------------------------------------------
 
 size_t on_data(char *p, size_t size, size_t n, void *arg)
