@@ -47,8 +47,9 @@
 
 struct per_shard {
     uint64_t first_ns, last_ns, seen;
+    uint64_t seen_at_last; /* seen when last_ns was read (count_raw samples the clock) */
     struct sp_hist *lat;
-    char pad[32];
+    char pad[24];
 };
 
 static struct per_shard g_shard[SPATE_SHARDS_MAX];
@@ -63,7 +64,7 @@ static uint64_t now_ns(void)
 static void reset_shards(void)
 {
     for (int i = 0; i < SPATE_SHARDS_MAX; i++) {
-        g_shard[i].first_ns = g_shard[i].last_ns = g_shard[i].seen = 0;
+        g_shard[i].first_ns = g_shard[i].last_ns = g_shard[i].seen = g_shard[i].seen_at_last = 0;
         if (g_shard[i].lat)
             sp_hist_reset(g_shard[i].lat);
     }
@@ -72,18 +73,19 @@ static void reset_shards(void)
 /* Rate from the first to the last record seen on any shard. */
 static double shard_rate(uint64_t *total)
 {
-    uint64_t first = UINT64_MAX, last = 0;
+    uint64_t first = UINT64_MAX, last = 0, timed = 0;
     *total = 0;
     for (int i = 0; i < SPATE_SHARDS_MAX; i++) {
         if (!g_shard[i].seen)
             continue;
         *total += g_shard[i].seen;
+        timed += g_shard[i].seen_at_last ? g_shard[i].seen_at_last : g_shard[i].seen;
         if (g_shard[i].first_ns < first)
             first = g_shard[i].first_ns;
         if (g_shard[i].last_ns > last)
             last = g_shard[i].last_ns;
     }
-    return last > first ? (double)*total / ((double)(last - first) / 1e9) : 0;
+    return last > first ? (double)timed / ((double)(last - first) / 1e9) : 0;
 }
 
 /* ---- records ---------------------------------------------------------------------- */
@@ -148,10 +150,16 @@ static int count_raw(struct spate_ctx *c, const void *in, void *arg)
     (void)in;
     (void)arg;
     struct per_shard *p = &g_shard[spate_ctx_shard(c)];
-    uint64_t t = now_ns();
-    if (!p->seen++)
-        p->first_ns = t;
-    p->last_ns = t;
+    /* The clock every 64th record (and the first), not per record: a read
+     * per record was 8 % of the shard's time. The rate counts the records
+     * up to the last clock read (seen_at_last). */
+    if ((p->seen++ & 63) == 0) {
+        uint64_t t = now_ns();
+        if (p->seen == 1)
+            p->first_ns = t;
+        p->last_ns = t;
+        p->seen_at_last = p->seen;
+    }
     return false;
 }
 

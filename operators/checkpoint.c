@@ -912,6 +912,13 @@ static int on_commit(struct sp_shard *target, void *arg)
         if (rc < 0)
             return sp_exec_fail(se, rc, op->node->name);
     }
+    /* Sources that asked (source_op.h: notification only, cannot fail). */
+    for (uint32_t i = 0; i < se->n_tasks; i++) {
+        struct task_state *ts = se->tasks[i];
+        if (ts->kind == TASK_SOURCE && ts->head->node->kind == NODE_SOURCE_EXT && ts->split &&
+            ts->head->node->src_vt->checkpoint_complete)
+            ts->head->node->src_vt->checkpoint_complete(ts->split, call->msg.checkpoint_id);
+    }
     return 0;
 }
 

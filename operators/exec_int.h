@@ -220,7 +220,11 @@ struct sp_source_split {
     struct task_state *ts;
     struct sp_task *task;
     void *impl;
-    uint32_t calls; /* for sp_source_should_yield's clock sampling */
+    uint32_t calls;       /* for sp_source_should_yield's clock sampling */
+    int64_t event_ms;     /* of the last record emitted (sp_source_event_time_ms) */
+    uint64_t recheck_ns;  /* the watermark callback's last recheck deadline; 0 none */
+    uint32_t clock_emits; /* ingestion time: emits since the slice began */
+    int64_t wall_ms;      /* ingestion time: the clock at the last read */
 };
 
 struct task_state {

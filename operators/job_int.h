@@ -65,7 +65,8 @@ enum node_kind {
 struct op_live {
     _Atomic uint64_t records_in;
     _Atomic uint64_t records_out;
-    _Atomic int64_t watermark_ms; /* SPATE_WATERMARK_MIN: none yet */
+    _Atomic int64_t watermark_ms;    /* SPATE_WATERMARK_MIN: none yet */
+    _Atomic int64_t pending_records; /* sources: not read yet (source_op.h); < 0 unknown */
     /* The task this operator heads (a source, or the receiving half of a
      * key_by), else 0: its time running, backpressured and idle
      * (sp_task_times), continued across restarts. */

@@ -146,8 +146,10 @@ int sp_job_live_prepare(struct spate_job *job, uint32_t n)
             sp_job_live_free(l);
             return -ENOMEM;
         }
-        for (uint32_t i = 0; i < job->n_nodes; i++)
+        for (uint32_t i = 0; i < job->n_nodes; i++) {
             LIVE_SET(sp_job_live_op(l, s, i)->watermark_ms, SPATE_WATERMARK_MIN);
+            LIVE_SET(sp_job_live_op(l, s, i)->pending_records, -1);
+        }
     }
     pthread_mutex_lock(&job->view_lock);
     struct job_live *old = job->live;

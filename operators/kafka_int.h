@@ -22,6 +22,9 @@
 #define SP_KAFKA_METADATA_TIMEOUT_MS  10000 /* blocking metadata and offset look-ups */
 #define SP_KAFKA_CONSUME_BATCH_MAX    256   /* messages taken from librdkafka at once */
 #define SP_KAFKA_FLUSH_TIMEOUT_MS     60000 /* flush at a checkpoint before failing */
+#define SP_KAFKA_PENDING_COMMITS_MAX  8     /* checkpoints awaiting completion, per shard */
+#define SP_KAFKA_COMMIT_CLOSE_WAIT_MS 5000  /* close waits this long for async commits */
+#define SP_KAFKA_LAG_INTERVAL_MS      100   /* consumer lag re-read from librdkafka's cache */
 
 enum sp_kafka_format { SP_KAFKA_FORMAT_JSON = 1, SP_KAFKA_FORMAT_CSV, SP_KAFKA_FORMAT_RAW };
 enum sp_kafka_startup {
@@ -49,6 +52,7 @@ struct sp_kafka_cfg {
     int64_t startup_timestamp_ms;
     enum sp_kafka_bounded bounded;
     bool has_group_id;
+    bool commit_on_checkpoint; /* commit.offsets.on-checkpoint */
     char event_time_field[64]; /* "" : ingestion time */
     int64_t out_of_orderness_ms;
     int64_t idle_timeout_ms;

@@ -162,6 +162,7 @@ int sp_kafka_cfg_parse(const char *const *options, bool sink, const struct spate
     c->txn_timeout_ms = 900000; /* Kafka brokers' default transaction.max.timeout.ms */
     c->meta_timestamp = c->meta_partition = c->meta_offset = c->raw_field = c->key_field = -1;
     bool startup_set = false;
+    int commit_set = -1; /* commit.offsets.on-checkpoint: -1 not given */
     if (!options)
         return spate_error_set(err, -EINVAL, "no options");
     for (const char *const *o = options; *o; o++) {
@@ -219,6 +220,13 @@ int sp_kafka_cfg_parse(const char *const *options, bool sink, const struct spate
                 c->bounded = SP_KAFKA_BOUNDED_LATEST;
             else
                 rc = bad(err, key, "'%s' is not one of unbounded, latest-offset", v);
+        } else if (!sink && !strcmp(key, "commit.offsets.on-checkpoint")) {
+            if (!strcmp(v, "true"))
+                commit_set = 1;
+            else if (!strcmp(v, "false"))
+                commit_set = 0;
+            else
+                rc = bad(err, key, "'%s' is not one of true, false", v);
         } else if (!sink && !strcmp(key, "scan.event-time.field")) {
             int f;
             static const enum spate_type ts_types[] = {SPATE_TYPE_TIMESTAMP_MS, SPATE_TYPE_I64};
@@ -316,6 +324,10 @@ int sp_kafka_cfg_parse(const char *const *options, bool sink, const struct spate
                                    spate_schema_name(schema));
     }
     if (!sink) {
+        /* Flink: commit.offsets.on-checkpoint defaults to true, and commits
+         * only with a group.id. Without one, Spate's own group id is set
+         * (spate-<source name>), so the default asks for properties.group.id. */
+        c->commit_on_checkpoint = commit_set >= 0 ? commit_set == 1 : c->has_group_id;
         if (c->startup == SP_KAFKA_STARTUP_GROUP && !c->has_group_id)
             return spate_error_set(err, -SPATE_ECONFIG,
                                    "scan.startup.mode: group-offsets%s needs properties.group.id",

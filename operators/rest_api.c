@@ -569,6 +569,22 @@ static void render_job_metrics(struct sp_prom *w, struct spate_job *job)
         sp_prom_sample_u64(w, "spate_operator_dead_letters_total", lab, 2,
                            atomic_load_explicit(&n->dead_letters, memory_order_relaxed));
     }
+    /* Sources that report it (source_op.h; for Kafka the consumer lag). */
+    sp_prom_family(w, "spate_source_pending_records", SP_PROM_GAUGE,
+                   "Records the source has not read yet (Flink's pendingRecords); Kafka: the "
+                   "partitions' high watermarks minus the next offsets, summed per shard.");
+    for (uint32_t i = 0; i < l->n_nodes && i < job->n_nodes; i++) {
+        if (job->nodes[i]->kind != NODE_SOURCE_EXT)
+            continue;
+        lab[1].value = job->nodes[i]->name;
+        for (uint32_t s = 0; s < l->n_shards; s++) {
+            int64_t v = LIVE_GET(sp_job_live_op(l, s, i)->pending_records);
+            if (v < 0)
+                continue;
+            snprintf(shard_id, sizeof(shard_id), "%u", s);
+            sp_prom_sample_u64(w, "spate_source_pending_records", lab, 3, (uint64_t)v);
+        }
+    }
     struct sp_prom_label sl[2] = {{"job_name", job->name}, {"shard", shard_id}};
     sp_prom_family(w, "spate_shard_state_bytes", SP_PROM_GAUGE,
                    "Keyed state held by the shard, at its last checkpoint.");

@@ -20,6 +20,37 @@
  * A split that waits longer than the idle timeout is marked idle (it stops
  * holding back the watermark). close() runs on the shard after the run.
  *
+ * The split's own watermark (optional). By default the executor generates
+ * the split's watermark from what it emitted: bounded out-of-orderness over
+ * the split's maximum event time, idle after idle_timeout_ms without a
+ * record. A split that reads several inputs far apart in event time (Kafka
+ * partitions) supplies its own instead, as Flink's KafkaSource does with a
+ * watermark generator per split (SourceReaderBase's per-split outputs,
+ * WatermarkOutputMultiplexer: the reader's watermark is the minimum over
+ * its non-idle splits). watermark(sp, now_ns, &wm_ms, &recheck_ns) runs on
+ * the split's shard at the end of every task slice (after the polls of the
+ * slice, never inside one); sp_source_event_time_ms gives it the event
+ * time of each record as it is emitted. It returns
+ *   SP_SOURCE_WM_NONE    not idle, no watermark to publish yet (an input
+ *                        without a record holds everything back),
+ *   SP_SOURCE_WM_ACTIVE  *wm_ms is the split's watermark (the executor
+ *                        publishes it when it rises; it never goes back),
+ *   SP_SOURCE_WM_IDLE    every input that is not ended is idle: the split
+ *                        stops holding back downstream watermarks,
+ *   < 0                  failure (fails the job).
+ * It may set *recheck_ns (a sp_clock_ns deadline; 0: none) to when its
+ * answer may change without a record (an input turning idle): a waiting
+ * split's task is woken then. With a watermark callback, the executor's own
+ * generation (and its idle timer) is off for this source.
+ *
+ * Checkpoint completion (optional). checkpoint_complete(sp, id) runs on
+ * the split's shard, between polls, once checkpoint id completed (its
+ * metadata is durable): Flink's CheckpointListener.notifyCheckpointComplete.
+ * It is a notification only (committing offsets back for monitoring): it
+ * must not block, fail or change what the split emits; a checkpoint may
+ * complete without it being called (a failure first), and ids may be
+ * skipped (an aborted checkpoint is never notified).
+ *
  * Memory: per-split state goes in *sp_source_impl(sp), allocated with
  * sp_shard_alloc(sp_source_shard(sp), ...) in open and freed in close.
  *
@@ -58,6 +89,7 @@
 struct sp_source_split;
 
 enum { SP_SOURCE_MORE = 1, SP_SOURCE_WAIT = 2, SP_SOURCE_END = 3 };
+enum { SP_SOURCE_WM_NONE = 0, SP_SOURCE_WM_ACTIVE = 1, SP_SOURCE_WM_IDLE = 2 };
 
 /* The most bytes one split's position may take (the cap given to position). */
 #define SP_SOURCE_POSITION_BYTES_MAX 4096u
@@ -71,6 +103,11 @@ struct sp_source_vtable {
     int (*position)(struct sp_source_split *sp, void *buf, uint32_t cap);
     int (*seek)(struct sp_source_split *sp, const void *const *positions, const uint32_t *bytes,
                 uint32_t count);
+    /* Optional: the split's own watermark (see the head). */
+    int (*watermark)(struct sp_source_split *sp, uint64_t now_ns, int64_t *wm_ms,
+                     uint64_t *recheck_ns);
+    /* Optional: checkpoint completion (see the head). */
+    void (*checkpoint_complete)(struct sp_source_split *sp, uint64_t checkpoint_id);
 };
 
 struct sp_source_opts {
@@ -99,6 +136,16 @@ const struct spate_schema *sp_source_schema(const struct sp_source_split *sp);
 void **sp_source_impl(struct sp_source_split *sp);
 /* Counts a record that went to the dead-letter output (for metrics). */
 void sp_source_count_dead_letter(struct sp_source_split *sp);
+/* The event time of the record the last successful sp_source_emit emitted
+ * (from the timestamp field, or ingestion time). */
+int64_t sp_source_event_time_ms(const struct sp_source_split *sp);
+/* Inside position(): the id of the checkpoint being taken (to match it with
+ * a later checkpoint_complete). */
+uint64_t sp_source_checkpoint_id(const struct sp_source_split *sp);
+/* Publishes the records the split has not read yet (Flink's FLIP-33
+ * pendingRecords; for Kafka the consumer lag) for /metrics; < 0: unknown.
+ * A relaxed store: call it at most once per slice. */
+void sp_source_set_pending_records(struct sp_source_split *sp, int64_t records);
 
 /* After the run: dead letters counted by the source node of `stream`, over
  * all shards. */

@@ -34,8 +34,12 @@
  *   scan.event-time.field         TIMESTAMP_MS or I64 field holding event
  *                                 time (default: ingestion time)
  *   scan.watermark.out-of-orderness  bounded out-of-orderness (duration)
- *   scan.watermark.idle-timeout   a shard without records this long is
+ *   scan.watermark.idle-timeout   a partition without records this long is
  *                                 idle (duration; 0 = never)
+ *   commit.offsets.on-checkpoint  true | false: commit the offsets of each
+ *                                 completed checkpoint to the group
+ *                                 (monitoring only; default true with
+ *                                 properties.group.id, else false)
  *   metadata.timestamp.field      TIMESTAMP_MS or I64 field the source fills
  *                                 with the Kafka record's timestamp (name it
  *                                 in scan.event-time.field too to use Kafka
@@ -58,7 +62,9 @@
  * of its partitions; a restored job resumes there, on any shard count.
  * Messages that do not decode go to the dead-letter stream
  * (spate_source_kafka_dead_letters) with partition and offset, and are
- * counted. Watermarks are per shard (see docs/internals/kafka.md).
+ * counted. Watermarks are per partition: a shard's watermark is the
+ * minimum over its partitions that are neither idle nor ended (see
+ * docs/internals/kafka.md).
  *
  * Sink. One producer per shard (none, at-least-once), or a fixed pool of
  * transactional producers per shard (exactly-once; transactional.id =
