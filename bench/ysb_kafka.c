@@ -590,11 +590,11 @@ int ysb_kafka_main(int argc, char **argv)
     printf("peak memory (max RSS): %.1f MiB\n", (double)ru1.ru_maxrss / 1024.0);
     printf("result: bench=ysb variant=kafka events=%" PRIu64 " shards=%u partitions=%d "
            "eps_total=%.0f eps_per_core=%.0f eps_per_cpu_s=%.0f latency_p50_ms=%.3f "
-           "latency_p99_ms=%.3f latency_max_ms=%.3f windows=%" PRIu64 " views_produced=%" PRIu64
-           " views_counted=%" PRIu64 "\n",
+           "latency_p99_ms=%.3f latency_max_ms=%.3f windows=%" PRIu64 " latency_windows=%" PRIu64
+           " views_produced=%" PRIu64 " views_counted=%" PRIu64 "\n",
            y->produced, a.opts.shard_count, y->partitions, eps, eps / a.opts.shard_count,
-           cpu > 0 ? (double)y->produced / cpu : 0, p50, p99, mx,
-           y->rate ? results : sp_hist_count(all), y->views_produced, counted);
+           cpu > 0 ? (double)y->produced / cpu : 0, p50, p99, mx, results, sp_hist_count(all),
+           y->views_produced, counted);
     if (rc == 0 && (y->counts_timed_out || results < y->rows_expected))
         rc = -1;
     if (rc == 0 && results_path && write_results(results_path, col) < 0)
