@@ -443,6 +443,14 @@ int ysb_kafka_main(int argc, char **argv)
                      "1000 ms, producer at most 16,000 events ahead of the source per partition.\n",
                      defaults, 0);
     free(rest);
+    if (partitions < a.opts.shard_count) {
+        /* a shard without a partition has no watermark: no window would fire */
+        fprintf(stderr,
+                "spate-bench-ysb: error: --partitions=%llu: needs at least one per shard (%u)\n",
+                (unsigned long long)partitions, a.opts.shard_count);
+        bench_args_fini(&a);
+        return 2;
+    }
     size_t used = 0;
     for (int i = 0; i < argc && used < sizeof(a.rerun); i++)
         used +=
