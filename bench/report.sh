@@ -428,6 +428,15 @@ cvar() { grep -m1 "^$1:" "$cache" 2>/dev/null | cut -d= -f2-; }
 btype=$(cvar CMAKE_BUILD_TYPE)
 btype_uc=$(tr '[:lower:]' '[:upper:]' <<< "$btype")
 cc=$(cvar CMAKE_C_COMPILER)
+# The flags a benchmark was compiled with (compile_commands.json: the
+# project's flags too), less includes, output and input; else CMakeCache.
+cflags=$(grep -m1 -oP '"command": "\K[^"]*bench/ysb\.c(?=")' "$build/compile_commands.json" 2>/dev/null |
+  tr -s ' ' '\n' | sed '1d' | grep -v -e '^-I' -e '^-o$' -e '^-c$' -e '\.o$' -e '\.c$' | tr '\n' ' ' | sed 's/ *$//')
+cflags_from="compile_commands.json, bench/ysb.c"
+if [ -z "$cflags" ]; then
+  cflags=$(echo "$(cvar CMAKE_C_FLAGS) $(cvar "CMAKE_C_FLAGS_$btype_uc")" | sed 's/^ *//')
+  cflags_from="CMakeCache.txt; the project adds its warnings"
+fi
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)
 dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " plus uncommitted changes")
 elapsed=$(( $(date +%s) - t_start ))
@@ -441,7 +450,7 @@ region=$work/region.md
   echo
   echo "**Machine:** $cpu_model, $(nproc) online CPUs, $mem_mib MiB, Linux $(uname -r). Load average (1/5/15 min) at the start $load_start, at the end $(cut -d' ' -f1-3 /proc/loadavg). The machine is shared with other engineers' builds and tests: each row gives the 1-minute load before its run; read single runs to ±25 % or worse."
   echo
-  echo "**Build:** \`$(realpath -m --relative-to="$root" "$build")\`, CMAKE_BUILD_TYPE=$btype, $($cc --version 2>/dev/null | head -1), C flags \`$(cvar CMAKE_C_FLAGS) $(cvar "CMAKE_C_FLAGS_$btype_uc")\` plus the project's (\`-Wall -Wextra -Werror -fno-omit-frame-pointer\`)."
+  echo "**Build:** \`$(realpath -m --relative-to="$root" "$build")\`, CMAKE_BUILD_TYPE=$btype, $($cc --version 2>/dev/null | head -1), C flags \`$cflags\` ($cflags_from)."
   echo
   echo "### Summary"
   echo
