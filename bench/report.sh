@@ -409,6 +409,7 @@ set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.8 border -1
 set logscale y
+set yrange [0.0001:*]
 set ylabel "ms (log scale)"
 set xtics rotate by -30
 set grid ytics
