@@ -439,7 +439,14 @@ if [ -z "$cflags" ]; then
   cflags_from="CMakeCache.txt; the project adds its warnings"
 fi
 commit=$(git -C "$root" rev-parse --short HEAD 2>/dev/null)
-dirty=$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " plus uncommitted changes")
+# Uncommitted changes, not counting what this script writes itself.
+excludes=()
+for p in "$out" "$img"; do
+  p=$(realpath -m --relative-to="$root" "$p")
+  [[ $p == ..* ]] || excludes+=(":(exclude)$p")
+done
+dirty=$(git -C "$root" status --porcelain --untracked-files=no -- . "${excludes[@]}" 2>/dev/null |
+  grep -q . && echo " plus uncommitted changes")
 elapsed=$(( $(date +%s) - t_start ))
 failed=$(cat "$work"/*.rc 2>/dev/null | grep -cv '^0$')
 region=$work/region.md
