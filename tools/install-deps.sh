@@ -26,6 +26,7 @@ PACKAGES=(
   tmux                                 # spate top checked in an 80x24 terminal
   kcat                                 # Kafka tests: produce to and consume from the embedded broker
   sqlite3                              # the Nexmark SQL oracle (tests/bench)
+  gnuplot-nox                          # bench/report.sh: the plots in docs/img
 )
 
 missing=()
