@@ -226,6 +226,7 @@ static const char *const usage_main =
     "  top              per-shard live view\n"
     "  gen payments     produce generated payments to Kafka (the fraud scorer's input)\n"
     "  kafka-broker     run the embedded Kafka broker (spate-kafka-broker)\n"
+    "  bench nexmark|ysb   run a benchmark (spate-bench-nexmark, spate-bench-ysb)\n"
     "\n"
     "`spate VERB --help` explains each. Exit codes: 0 ok, 1 job or operation failed,\n"
     "2 bad usage or input, 3 REST API unreachable (or, for run, cannot start),\n"
@@ -891,6 +892,7 @@ int main(int argc, char **argv)
         {"top", cmd_top},
         {"gen", spate_cmd_gen},
         {"kafka-broker", spate_cmd_kafka_broker},
+        {"bench", spate_cmd_bench},
     };
     for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
         if (strcmp(verb, verbs[i].name) == 0) {

@@ -1,7 +1,8 @@
 /*
  * tools/spate_gen.c - `spate gen payments` (a realistic payment stream to
- * Kafka, with injected fraud and its ground truth in a file) and
- * `spate kafka-broker` (the embedded broker, spate-kafka-broker).
+ * Kafka, with injected fraud and its ground truth in a file),
+ * `spate kafka-broker` (the embedded broker, spate-kafka-broker) and
+ * `spate bench nexmark|ysb` (spate-bench-nexmark, spate-bench-ysb).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -238,7 +239,11 @@ int spate_cmd_gen(int argc, char **argv)
     return rc;
 }
 
-int spate_cmd_kafka_broker(int argc, char **argv)
+/* Runs the program `name` that is installed beside this one, or that a
+ * build tree keeps in ../bench (the benchmarks), with argv (argv[0] is
+ * replaced). Returns only on failure: 1 after a one-line error naming
+ * where it looked, or 2 when `name` is not a program at all. */
+static int exec_sibling(const char *name, const char *verb, char **argv)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -250,11 +255,48 @@ int spate_cmd_kafka_broker(int argc, char **argv)
     char *slash = strrchr(self, '/');
     if (slash)
         *slash = '\0';
-    char path[PATH_MAX + 32];
-    snprintf(path, sizeof(path), "%s/spate-kafka-broker", self);
-    argv[0] = path;
-    execv(path, argv);
-    fprintf(stderr, "spate: error: %s: %s (spate kafka-broker runs it)\n", path, strerror(errno));
-    (void)argc;
+    static const char *const dirs[] = {"", "/../bench"};
+    char path[2][PATH_MAX + 64];
+    for (int i = 0; i < 2; i++) {
+        snprintf(path[i], sizeof(path[i]), "%s%s/%s", self, dirs[i], name);
+        if (access(path[i], X_OK) == 0) {
+            argv[0] = path[i];
+            execv(path[i], argv);
+            fprintf(stderr, "spate: error: %s: %s (%s runs it)\n", path[i], strerror(errno), verb);
+            return 1;
+        }
+    }
+    fprintf(stderr, "spate: error: %s not found in %s or %s (%s runs it)\n", name, self,
+            path[1], verb);
     return 1;
+}
+
+int spate_cmd_kafka_broker(int argc, char **argv)
+{
+    (void)argc;
+    return exec_sibling("spate-kafka-broker", "spate kafka-broker", argv);
+}
+
+int spate_cmd_bench(int argc, char **argv)
+{
+    static const char *const benches[] = {"nexmark", "ysb"};
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        fputs("usage: spate bench nexmark|ysb [options]\n"
+              "Runs spate-bench-nexmark or spate-bench-ysb with the options; `spate bench nexmark\n"
+              "--help` lists them (--query, --events, --shards, --checkpoint-interval,\n"
+              "--state-backend, ...). bench/report.sh runs the whole set and writes\n"
+              "docs/benchmarks.md.\n",
+              argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof(benches) / sizeof(benches[0]); i++) {
+        if (strcmp(argv[1], benches[i]) == 0) {
+            char name[64];
+            snprintf(name, sizeof(name), "spate-bench-%s", benches[i]);
+            return exec_sibling(name, "spate bench", argv + 1);
+        }
+    }
+    fprintf(stderr, "spate: error: spate bench: unknown benchmark '%s' (nexmark or ysb)\n",
+            argv[1]);
+    return 2;
 }

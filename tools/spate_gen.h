@@ -1,5 +1,5 @@
 /*
- * tools/spate_gen.h - the spate CLI's generator and broker verbs
+ * tools/spate_gen.h - the spate CLI's generator, broker and benchmark verbs
  * (spate_gen.c). Each takes the verb's argv (argv[0] is the verb) and
  * returns the process exit code.
  */
@@ -8,5 +8,6 @@
 
 int spate_cmd_gen(int argc, char **argv);
 int spate_cmd_kafka_broker(int argc, char **argv);
+int spate_cmd_bench(int argc, char **argv);
 
 #endif

@@ -50,7 +50,8 @@ TEST(Install, UserJobWithPkgConfigAndFindPackage)
     ShellResult r = shell("DESTDIR='" + stage + "' cmake --install '" SPATE_BUILD_DIR "' --prefix " + prefix);
     ASSERT_EQ(0, r.exit_code) << r.output;
     std::string root = stage + prefix;
-    for (const char *f : {"/bin/spate", "/include/spate/job.h", "/include/spate/rest.h",
+    for (const char *f : {"/bin/spate", "/bin/spate-kafka-broker", "/bin/spate-bench-nexmark",
+                          "/bin/spate-bench-ysb", "/include/spate/job.h", "/include/spate/rest.h",
                           "/lib/pkgconfig/spate.pc", "/lib/cmake/spate/spateConfig.cmake",
                           "/lib/cmake/spate/spateConfigVersion.cmake", "/share/man/man1/spate.1"})
         EXPECT_TRUE(std::filesystem::exists(root + f)) << f;

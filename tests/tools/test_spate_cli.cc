@@ -135,6 +135,16 @@ TEST(SpateCli, UnreachableKafkaBrokerFailsTheRunNamingIt)
     EXPECT_EQ(std::string::npos, r.output.find("%3|")) << "librdkafka's own log on stderr";
 }
 
+// spate bench runs the benchmark programs of the build (or of the install).
+TEST(SpateCli, BenchRunsNexmark)
+{
+    ShellResult r = shell(kSpate + " bench nexmark --query q1 --events 200000 --shards 1"
+                                   " -D shards.pin=false 2>/dev/null");
+    EXPECT_EQ(0, r.exit_code) << r.output;
+    EXPECT_NE(std::string::npos, r.output.find("events/s")) << r.output;
+    expect_refused("bench nosuch", 2, {"unknown benchmark 'nosuch'"});
+}
+
 TEST(SpateCli, HelpForEveryVerb)
 {
     ShellResult r = shell(kSpate + " --help");
