@@ -267,7 +267,7 @@ fi
 nexmark_size() { # prints "events checkpoint_ms"
   case $1 in
     q0|q1|q2|q13|q14|q21|q22) if q; then echo "2000000 500"; else echo "20000000 500"; fi ;;
-    q3|q8) if q; then echo "1000000 500"; else echo "5000000 500"; fi ;;
+    q3|q8|q10|q20) if q; then echo "1000000 500"; else echo "5000000 500"; fi ;;
     *) if q; then echo "300000 2000"; else echo "5000000 2000"; fi ;;
   esac
 }
@@ -283,7 +283,17 @@ flink_ref() {
   esac
 }
 if want nexmark; then
-  queries=${NEXMARK_QUERIES:-$("$bin/spate-bench-nexmark" --help 2>&1 | grep -m1 -oP -- '--query \K[q0-9|]+' | tr '|' ' ')}
+  # The help names them as "q0-q5|q7-q22": ranges are expanded.
+  spec=$("$bin/spate-bench-nexmark" --help 2>&1 | grep -m1 -oP -- '--query \K[q0-9|-]+')
+  queries=""
+  for part in ${spec//|/ }; do
+    if [[ $part =~ ^q([0-9]+)-q([0-9]+)$ ]]; then
+      for ((i = BASH_REMATCH[1]; i <= BASH_REMATCH[2]; i++)); do queries+="q$i "; done
+    else
+      queries+="$part "
+    fi
+  done
+  queries=${NEXMARK_QUERIES:-$queries}
   for qq in $queries; do
     read -r ev ck <<< "$(nexmark_size "$qq")"
     run "nexmark-$qq" "$bin/spate-bench-nexmark" --query "$qq" --events "$ev" --shards 2 --rate 100000 --checkpoint-interval "$ck"

@@ -77,7 +77,8 @@ TEST(Report, QuickRunWritesTheRegionTablesAndPlots)
     // A summary row with a number for every benchmark of the set.
     for (const char *bench :
          {"ring", "latency", "dataflow", "state \\(memory\\)", "state \\(rocksdb\\)", "snapshot",
-          "checkpoint", "kafka", "nexmark q0", "nexmark q5", "nexmark q5 latency", "ysb binary",
+          "checkpoint", "kafka", "nexmark q0", "nexmark q5", "nexmark q12", "nexmark q22",
+          "nexmark q5 latency", "ysb binary",
           "ysb kafka", "ysb binary-latency", "ysb kafka-latency"}) {
         std::regex row(std::string(R"(\n\| )") + bench + R"( \| [^|\n]+ \| [0-9][0-9.]* )");
         EXPECT_TRUE(std::regex_search(region, row)) << "no summary row with a number for " << bench;
