@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "bench/bench_util.h"
+#include "bench/ysb_window.h"
 #include "core/hist.h"
 #include "shards/shard.h"
 #include "spate/job.h"
@@ -34,7 +35,6 @@
 #define CAMPAIGNS        100
 #define ADS_PER_CAMPAIGN 10
 #define ADS              (CAMPAIGNS * ADS_PER_CAMPAIGN)
-#define WINDOW_MS        10000
 #define BASE_TIME_MS     1767225600000LL /* 2026-01-01 */
 
 enum { VIEW = 0, CLICK = 1, PURCHASE = 2 };
@@ -47,17 +47,6 @@ struct ad_event {
     int32_t event_type; /* view, click, purchase */
     int64_t event_time; /* ms */
     int32_t ip_address;
-};
-
-struct campaign_view {
-    int64_t campaign_id;
-    int64_t event_time;
-};
-
-struct campaign_count {
-    int64_t campaign_id;
-    int64_t window_start;
-    int64_t seen_count;
 };
 
 struct per_shard {
@@ -118,31 +107,9 @@ static int join_campaign(struct spate_ctx *c, const void *in, void *out, void *a
     (void)c;
     const struct ysb *y = arg;
     const struct ad_event *e = in;
-    struct campaign_view *o = out;
+    struct ysb_campaign_view *o = out;
     o->campaign_id = y->campaign_of_ad[e->ad_id];
     o->event_time = e->event_time;
-    return 1;
-}
-
-static void count_create(void *acc, void *arg)
-{
-    (void)acc, (void)arg;
-}
-
-static void count_add(void *acc, const void *in, void *arg)
-{
-    (void)in, (void)arg;
-    ++*(int64_t *)acc;
-}
-
-static int count_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
-                        void *out, void *arg)
-{
-    (void)arg;
-    struct campaign_count *o = out;
-    memcpy(&o->campaign_id, spate_ctx_key(c, NULL), sizeof(o->campaign_id));
-    o->window_start = w->start_ms;
-    o->seen_count = *(const int64_t *)acc;
     return 1;
 }
 
@@ -150,13 +117,13 @@ static int count_result(struct spate_ctx *c, const struct spate_window *w, const
 static int measure(struct spate_ctx *c, const void *in, void *arg)
 {
     struct ysb *y = arg;
-    const struct campaign_count *r = in;
+    const struct ysb_campaign_count *r = in;
     struct per_shard *ps = &y->shard[spate_ctx_shard(c)];
     ps->results++;
     struct timespec t;
     clock_gettime(CLOCK_REALTIME, &t);
-    int64_t late_us =
-        (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000 - (r->window_start + WINDOW_MS) * 1000;
+    int64_t late_us = (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000 -
+                      (r->window_start + YSB_WINDOW_MS) * 1000;
     /* Windows the end of input fired before their end have no latency. */
     if (late_us >= 0)
         sp_hist_record(ps->latency_us, (uint64_t)late_us);
@@ -166,20 +133,20 @@ static int measure(struct spate_ctx *c, const void *in, void *arg)
 /* Recomputes every (campaign, window) count without the engine. */
 static int check(const struct ysb *y, uint64_t seed)
 {
-    uint64_t windows = y->events * 1000 / y->rate / WINDOW_MS + 2;
+    uint64_t windows = y->events * 1000 / y->rate / YSB_WINDOW_MS + 2;
     int64_t *want = calloc(windows * CAMPAIGNS, sizeof(int64_t));
     for (uint64_t i = 0; i < y->events; i++) {
         struct ad_event e;
         make_event(y, seed, i, &e);
         if (e.event_type != VIEW)
             continue;
-        uint64_t w = (uint64_t)(e.event_time - BASE_TIME_MS) / WINDOW_MS;
+        uint64_t w = (uint64_t)(e.event_time - BASE_TIME_MS) / YSB_WINDOW_MS;
         want[w * CAMPAIGNS + (uint64_t)y->campaign_of_ad[e.ad_id]]++;
     }
     uint64_t rows = 0, bad = 0;
     for (uint64_t i = 0; i < spate_collector_count(y->collected); i++) {
-        const struct campaign_count *r = spate_collector_record(y->collected, i);
-        uint64_t w = (uint64_t)(r->window_start - BASE_TIME_MS) / WINDOW_MS;
+        const struct ysb_campaign_count *r = spate_collector_record(y->collected, i);
+        uint64_t w = (uint64_t)(r->window_start - BASE_TIME_MS) / YSB_WINDOW_MS;
         int64_t *slot = &want[w * CAMPAIGNS + (uint64_t)r->campaign_id];
         if (w >= windows || *slot != r->seen_count) {
             if (bad++ < 5)
@@ -277,13 +244,7 @@ int main(int argc, char **argv)
     SPATE_SCHEMA_FIELD(ev, struct ad_event, event_type, SPATE_TYPE_I32);
     SPATE_SCHEMA_FIELD(ev, struct ad_event, event_time, SPATE_TYPE_TIMESTAMP_MS);
     SPATE_SCHEMA_FIELD(ev, struct ad_event, ip_address, SPATE_TYPE_I32);
-    spate_schema_create("campaign_view", sizeof(struct campaign_view), &cv);
-    SPATE_SCHEMA_FIELD(cv, struct campaign_view, campaign_id, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(cv, struct campaign_view, event_time, SPATE_TYPE_TIMESTAMP_MS);
-    spate_schema_create("campaign_count", sizeof(struct campaign_count), &cc);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, campaign_id, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, window_start, SPATE_TYPE_TIMESTAMP_MS);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, seen_count, SPATE_TYPE_I64);
+    ysb_window_schemas(&cv, &cc);
 
     struct spate_job *job;
     spate_job_create("ysb", &job);
@@ -295,15 +256,7 @@ int main(int argc, char **argv)
     struct spate_stream *src = spate_source_generator(job, "ad-events", ev, gen, y, &go);
     struct spate_stream *views = spate_filter(job, "views", src, is_view, NULL);
     struct spate_stream *joined = spate_map(job, "join-campaign", views, cv, join_campaign, y);
-    struct spate_window_spec tumble = {
-        .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = WINDOW_MS};
-    struct spate_aggregate_fns count = {.acc_bytes = sizeof(int64_t),
-                                        .create = count_create,
-                                        .add = count_add,
-                                        .result = count_result};
-    struct spate_stream *counts = spate_window_aggregate(
-        job, "count-per-campaign", spate_key_by_field(job, joined, "campaign_id"), &tumble, cc,
-        &count, NULL);
+    struct spate_stream *counts = ysb_count_per_campaign(job, joined, cc);
     spate_flat_map(job, "measure", counts, cc, measure, y);
     if (do_check)
         spate_sink_collect(job, "collect", counts, &y->collected);

@@ -18,12 +18,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bench/ysb_window.h" /* YSB_WINDOW_MS */
 #include "spate/job.h"
 
 #define YSB_CAMPAIGNS        100
 #define YSB_ADS_PER_CAMPAIGN 10
 #define YSB_ADS              (YSB_CAMPAIGNS * YSB_ADS_PER_CAMPAIGN)
-#define YSB_WINDOW_MS        10000
 #define YSB_JSON_BYTES_MAX   320
 #define YSB_UUID_BYTES       36
 

@@ -46,6 +46,7 @@
 #include <unistd.h>
 
 #include "bench/bench_util.h"
+#include "bench/ysb_window.h"
 #include "bench/ysb_events.h"
 #include "core/hist.h"
 #include "io/kafka_broker.h"
@@ -69,17 +70,6 @@ struct ad_event {
     int64_t event_time;
     struct spate_str ip_address;
     int32_t partition; /* metadata.partition.field: for the producer's flow control */
-};
-
-struct campaign_view {
-    int64_t campaign_id;
-    int64_t event_time;
-};
-
-struct campaign_count {
-    int64_t campaign_id;
-    int64_t window_start;
-    int64_t seen_count;
 };
 
 /* Events read from one partition: written by the shard that reads it, read
@@ -195,31 +185,9 @@ static int join_campaign(struct spate_ctx *c, const void *in, void *out, void *a
     int32_t ad = ad_lookup(y, &e->ad_id);
     if (ad < 0)
         return 0; /* an ad of no campaign: dropped, as a Redis miss would be */
-    struct campaign_view *o = out;
+    struct ysb_campaign_view *o = out;
     o->campaign_id = ysb_campaign_of_ad((uint32_t)ad);
     o->event_time = e->event_time;
-    return 1;
-}
-
-static void count_create(void *acc, void *arg)
-{
-    (void)acc, (void)arg;
-}
-
-static void count_add(void *acc, const void *in, void *arg)
-{
-    (void)in, (void)arg;
-    ++*(int64_t *)acc;
-}
-
-static int count_result(struct spate_ctx *c, const struct spate_window *w, const void *acc,
-                        void *out, void *arg)
-{
-    (void)arg;
-    struct campaign_count *o = out;
-    memcpy(&o->campaign_id, spate_ctx_key(c, NULL), sizeof(o->campaign_id));
-    o->window_start = w->start_ms;
-    o->seen_count = *(const int64_t *)acc;
     return 1;
 }
 
@@ -227,7 +195,7 @@ static int count_result(struct spate_ctx *c, const struct spate_window *w, const
 static int measure(struct spate_ctx *c, const void *in, void *arg)
 {
     struct ysb_kafka *y = arg;
-    const struct campaign_count *r = in;
+    const struct ysb_campaign_count *r = in;
     struct per_shard *ps = &y->shard[spate_ctx_shard(c)];
     ps->views_counted += (uint64_t)r->seen_count;
     if (!y->rate) {
@@ -382,7 +350,7 @@ static int write_results(const char *path, const struct spate_collector *col)
         return -1;
     }
     for (uint64_t i = 0; i < spate_collector_count(col); i++) {
-        const struct campaign_count *r = spate_collector_record(col, i);
+        const struct ysb_campaign_count *r = spate_collector_record(col, i);
         fprintf(f, "%lld %lld %lld\n", (long long)r->campaign_id, (long long)r->window_start,
                 (long long)r->seen_count);
     }
@@ -492,13 +460,7 @@ int ysb_kafka_main(int argc, char **argv)
     SPATE_SCHEMA_FIELD(ev, struct ad_event, event_time, SPATE_TYPE_TIMESTAMP_MS);
     SPATE_SCHEMA_FIELD(ev, struct ad_event, ip_address, SPATE_TYPE_STRING);
     SPATE_SCHEMA_FIELD(ev, struct ad_event, partition, SPATE_TYPE_I32);
-    spate_schema_create("campaign_view", sizeof(struct campaign_view), &cv);
-    SPATE_SCHEMA_FIELD(cv, struct campaign_view, campaign_id, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(cv, struct campaign_view, event_time, SPATE_TYPE_TIMESTAMP_MS);
-    spate_schema_create("campaign_count", sizeof(struct campaign_count), &cc);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, campaign_id, SPATE_TYPE_I64);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, window_start, SPATE_TYPE_TIMESTAMP_MS);
-    SPATE_SCHEMA_FIELD(cc, struct campaign_count, seen_count, SPATE_TYPE_I64);
+    ysb_window_schemas(&cv, &cc);
 
     char bs[256], ooo_opt[96];
     snprintf(bs, sizeof(bs), "properties.bootstrap.servers=%s", y->bootstrap);
@@ -519,15 +481,7 @@ int ysb_kafka_main(int argc, char **argv)
     struct spate_stream *src = spate_source_kafka(job, "ad-events", ev, opts);
     struct spate_stream *views = spate_filter(job, "views", src, is_view, y);
     struct spate_stream *joined = spate_map(job, "join-campaign", views, cv, join_campaign, y);
-    struct spate_window_spec tumble = {
-        .kind = SPATE_WINDOW_TUMBLING, .domain = SPATE_EVENT_TIME, .size_ms = YSB_WINDOW_MS};
-    struct spate_aggregate_fns count = {.acc_bytes = sizeof(int64_t),
-                                        .create = count_create,
-                                        .add = count_add,
-                                        .result = count_result};
-    struct spate_stream *counts = spate_window_aggregate(
-        job, "count-per-campaign", spate_key_by_field(job, joined, "campaign_id"), &tumble, cc,
-        &count, NULL);
+    struct spate_stream *counts = ysb_count_per_campaign(job, joined, cc);
     spate_flat_map(job, "measure", counts, cc, measure, y);
     struct spate_collector *col = NULL;
     if (results_path)
